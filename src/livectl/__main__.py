@@ -1,0 +1,3 @@
+from livectl.cli import main
+
+main()

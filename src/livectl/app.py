@@ -1,0 +1,53 @@
+"""The gateway: HTTP and WebSocket only. It validates, stamps and appends; it never computes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.responses import RedirectResponse
+
+from livectl import __version__
+from livectl.auth.endpoints import router as tokens_router
+from livectl.config import Settings
+from livectl.console.endpoints import router as console_router
+from livectl.console.hub import Hub
+from livectl.errors import install_error_handlers
+from livectl.health import router as health_router
+from livectl.ingest.endpoints import router as ingest_router
+from livectl.ingest.service import IngestService
+from livectl.resources import open_resources
+from livectl.rooms.endpoints import router as rooms_router
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with open_resources(settings) as resources:
+            app.state.resources = resources
+            app.state.ingest = IngestService(resources)
+            app.state.hub = Hub(resources.redis)
+            try:
+                yield
+            finally:
+                await app.state.hub.close()
+                await app.state.ingest.appender.close()
+
+    app = FastAPI(
+        title="livectl",
+        version=__version__,
+        summary="Real-time control center (直播中控台) for e-commerce live streams",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    for router in (health_router, tokens_router, rooms_router, ingest_router, console_router):
+        app.include_router(router)
+
+    @app.get("/", include_in_schema=False)
+    async def index() -> RedirectResponse:
+        return RedirectResponse("/docs")
+
+    return app

@@ -1,0 +1,194 @@
+"""The consumer loop every worker uses, one consumer group per concern.
+
+For each room stream: XREADGROUP with COUNT, hand the batch to the handler, XACK after its
+effect (at-least-once: handlers are idempotent). Entries a crashed consumer left pending are
+taken over with XAUTOCLAIM once idle; an entry delivered more than ``max_deliveries`` times is
+parked in the room's dead-letter stream so one poison entry cannot stall a room.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import socket
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError, ResponseError
+from redis.typing import EncodableT, FieldT
+
+from livectl import metrics
+from livectl.bus.keys import ROOMS, RoomKeys, StreamReply
+from livectl.config import Settings
+from livectl.kit import codec
+
+log = logging.getLogger("livectl.bus")
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    id: str
+    fields: dict[bytes, bytes]
+
+
+Handler = Callable[[str, Sequence[Entry]], Awaitable[None]]
+
+
+def consumer_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+def _entries(raw: Sequence[tuple[bytes, dict[bytes, bytes] | None]]) -> list[Entry]:
+    # XAUTOCLAIM reports entries trimmed away meanwhile with no fields: nothing to handle.
+    return [Entry(entry_id.decode(), fields) for entry_id, fields in raw if fields]
+
+
+class StreamConsumer:
+    def __init__(
+        self, redis: Redis, settings: Settings, *, group: str, handler: Handler, name: str
+    ) -> None:
+        self._redis = redis
+        self._settings = settings
+        self.group = group
+        self._handler = handler
+        self.name = name
+        self._rooms: dict[str, asyncio.Task[None]] = {}
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Follow every room until ``stop`` is set, then finish the batch in hand and return."""
+        try:
+            while not stop.is_set():
+                try:
+                    rooms = {codec.text(r) for r in await self._redis.smembers(ROOMS)}
+                except RedisError as exc:
+                    log.warning("%s: cannot list rooms: %s", self.group, exc)
+                    rooms = set()
+                for room in rooms - self._rooms.keys():
+                    self._rooms[room] = asyncio.create_task(
+                        self._follow(room, stop), name=f"{self.group}:{room}"
+                    )
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), self._settings.room_scan_ms / 1000)
+        finally:
+            if self._rooms:
+                await asyncio.gather(*self._rooms.values(), return_exceptions=True)
+
+    async def _follow(self, room: str, stop: asyncio.Event) -> None:
+        stream = RoomKeys(room).events
+        loop = asyncio.get_running_loop()
+        next_reclaim = 0.0
+        while not stop.is_set():
+            try:
+                await self._ensure_group(stream)
+                if loop.time() >= next_reclaim:
+                    await self._reclaim(room, stream)
+                    next_reclaim = loop.time() + self._settings.reclaim_every_ms / 1000
+                reply: StreamReply | None = await self._redis.xreadgroup(  # type: ignore[assignment]
+                    self.group,
+                    self.name,
+                    {stream: ">"},
+                    count=self._settings.worker_batch,
+                    block=self._settings.worker_block_ms,
+                )
+                for _, raw in reply or ():
+                    await self._process(room, stream, _entries(raw))
+            except RedisError as exc:
+                log.warning("%s/%s: redis error, retrying: %s", self.group, room, exc)
+                await asyncio.sleep(0.5)
+            except Exception:
+                # A bug must not silently end a room's consumption: say so loudly, go on.
+                log.exception("%s/%s: consumer loop failed; retrying", self.group, room)
+                await asyncio.sleep(1.0)
+
+    async def _ensure_group(self, stream: str) -> None:
+        try:
+            await self._redis.xgroup_create(stream, self.group, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    async def _process(self, room: str, stream: str, entries: list[Entry]) -> None:
+        if not entries:
+            return
+        try:
+            with metrics.WORKER_BATCH_SECONDS.labels(self.group).time():
+                await self._handler(room, entries)
+        except Exception:
+            log.exception(
+                "%s/%s: batch of %d failed; retrying one by one", self.group, room, len(entries)
+            )
+            for entry in entries:
+                try:
+                    await self._handler(room, [entry])
+                except Exception:
+                    # Left pending: reclaimed after reclaim_idle_ms, dead-lettered past the cap.
+                    log.exception("%s/%s: entry %s failed", self.group, room, entry.id)
+                else:
+                    await self._redis.xack(stream, self.group, entry.id)
+            return
+        await self._redis.xack(stream, self.group, *(entry.id for entry in entries))
+        metrics.WORKER_ENTRIES.labels(self.group).inc(len(entries))
+
+    async def _reclaim(self, room: str, stream: str) -> None:
+        start = "0-0"
+        while True:
+            # Redis 7 adds a third element (ids deleted meanwhile); 6.2 answers two.
+            reply = await self._redis.xautoclaim(
+                stream,
+                self.group,
+                self.name,
+                min_idle_time=self._settings.reclaim_idle_ms,
+                start_id=start,
+                count=self._settings.worker_batch,
+            )
+            start_next, raw = reply[0], reply[1]
+            entries = _entries(raw)
+            if entries:
+                log.info("%s/%s: reclaimed %d stalled entries", self.group, room, len(entries))
+                await self._process(room, stream, await self._park_poison(room, stream, entries))
+            start = start_next.decode() if isinstance(start_next, bytes) else start_next
+            if start == "0-0":
+                return
+
+    async def _park_poison(self, room: str, stream: str, entries: list[Entry]) -> list[Entry]:
+        pending: list[dict[str, Any]] = await self._redis.xpending_range(
+            stream,
+            self.group,
+            min=entries[0].id,
+            max=entries[-1].id,
+            count=len(entries) * 2,
+            consumername=self.name,
+        )
+        deliveries: dict[str, int] = {
+            p["message_id"].decode(): p["times_delivered"] for p in pending
+        }
+        keep = []
+        for entry in entries:
+            if deliveries.get(entry.id, 0) <= self._settings.max_deliveries:
+                keep.append(entry)
+                continue
+            log.error(
+                "%s/%s: entry %s failed %d times; dead-lettered",
+                self.group,
+                room,
+                entry.id,
+                deliveries[entry.id],
+            )
+            parked: dict[FieldT, EncodableT] = {"group": self.group, "entry": entry.id}
+            for name, value in entry.fields.items():
+                parked[name] = value
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.xadd(
+                    RoomKeys(room).dead_letters,
+                    parked,
+                    maxlen=10_000,
+                    approximate=True,
+                )
+                pipe.xack(stream, self.group, entry.id)
+                await pipe.execute()
+        return keep

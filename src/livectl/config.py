@@ -1,0 +1,75 @@
+"""One typed settings object, read from ``LIVECTL_*`` environment variables."""
+
+from __future__ import annotations
+
+import secrets
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MiB = 1024 * 1024
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LIVECTL_", extra="ignore")
+
+    # Where things are. Without URLs, `livectl up` and the tests start embedded servers.
+    redis_url: str | None = None
+    database_url: str | None = None
+    data_dir: Path = Field(default_factory=lambda: Path.home() / ".livectl")
+    secret: str | None = Field(default=None, min_length=32)
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    public_url: str | None = None
+
+    # Ingest limits (API.md).
+    max_body_bytes: int = MiB
+    max_frame_bytes: int = MiB
+    max_batch_events: int = 1000
+    dedupe_window_ms: int = 24 * 3600 * 1000
+    # Room event streams are trimmed approximately to this many entries (one entry is one
+    # accepted batch or flush, not one event), so memory stays bounded on a long live.
+    events_stream_maxlen: int = 200_000
+    # The ingest flusher waits this long for more frames before appending, trading a
+    # millisecond of latency for far fewer Redis commands per event.
+    ingest_flush_ms: float = 1.0
+
+    # Console history: a reconnecting console can resume from any message younger than
+    # history_ms or among the last history_min messages; history_max bounds memory.
+    history_min: int = 10_000
+    history_ms: int = 10 * 60 * 1000
+    history_max: int = 1_000_000
+
+    # Per-socket bound: a console that falls this many frames behind is closed with 4008.
+    console_queue_frames: int = 1000
+    # Frames beyond this are refused by the WebSocket layer itself (close 1009).
+    ws_protocol_max_bytes: int = 4 * MiB
+
+    # Workers.
+    worker_batch: int = 500
+    worker_block_ms: int = 1000
+    reclaim_idle_ms: int = 30_000
+    reclaim_every_ms: int = 5_000
+    max_deliveries: int = 5
+    room_scan_ms: int = 1000
+
+    @cached_property
+    def jwt_secret(self) -> str:
+        """The signing secret: configured, or generated once and kept in the data directory."""
+        if self.secret:
+            return self.secret
+        path = self.data_dir / "secret"
+        if path.exists():
+            return path.read_text().strip()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        value = secrets.token_urlsafe(48)
+        path.write_text(value)
+        path.chmod(0o600)
+        return value
+
+    @property
+    def base_url(self) -> str:
+        return self.public_url or f"http://{self.host}:{self.port}"

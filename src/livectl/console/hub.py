@@ -1,0 +1,125 @@
+"""Fan-out: one reader per room channel per process, one decoded frame for all its sockets.
+
+Each socket has a bounded queue. The reader appends a whole XREAD batch to every queue and
+wakes each socket once per batch (not once per message), so the cost of a busy room grows
+with batches, not with messages times sockets. A socket whose queue would pass its bound is
+marked overflowed and dropped from the room; its own task closes it with 4008. Nothing the
+reader does ever waits on a socket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Sequence
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from livectl import metrics
+from livectl.bus.keys import Channel, RoomKeys, StreamReply
+from livectl.bus.publish import seq_of
+from livectl.kit import codec
+
+log = logging.getLogger("livectl.console")
+
+Frame = tuple[int, str]  # (seq, envelope text)
+
+
+class Subscriber:
+    __slots__ = ("_limit", "frames", "overflowed", "ready")
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self.frames: deque[Frame] = deque()
+        self.overflowed = False
+        self.ready = asyncio.Event()
+
+    def offer(self, frames: Sequence[Frame]) -> bool:
+        if len(self.frames) + len(frames) > self._limit:
+            self.overflowed = True
+            self.ready.set()
+            return False
+        self.frames.extend(frames)
+        self.ready.set()
+        return True
+
+    def take(self) -> list[Frame]:
+        frames = list(self.frames)
+        self.frames.clear()
+        self.ready.clear()
+        return frames
+
+
+class _ChannelReader:
+    def __init__(self, redis: Redis, stream: str, start_seq: int) -> None:
+        self.subscribers: set[Subscriber] = set()
+        self._redis = redis
+        self._stream = stream
+        self._last_id = f"{start_seq}-0"
+        self.task: asyncio.Task[None] | None = None
+
+    async def run(self) -> None:
+        while self.subscribers:
+            try:
+                reply: StreamReply | None = await self._redis.xread(  # type: ignore[assignment]
+                    {self._stream: self._last_id}, count=1000, block=1000
+                )
+            except RedisError as exc:
+                log.warning("fan-out read of %s failed, retrying: %s", self._stream, exc)
+                await asyncio.sleep(0.5)
+                continue
+            for _, entries in reply or ():
+                frames = [(seq_of(entry_id), fields[b"f"].decode()) for entry_id, fields in entries]
+                self._last_id = codec.text(entries[-1][0])
+                self._dispatch(frames)
+
+    def _dispatch(self, frames: list[Frame]) -> None:
+        overflowed = [sub for sub in self.subscribers if not sub.offer(frames)]
+        for sub in overflowed:
+            self.subscribers.discard(sub)
+            metrics.SOCKETS_OVERFLOWED.inc()
+        metrics.FRAMES_FANNED_OUT.inc(len(frames) * len(self.subscribers))
+
+
+class Hub:
+    def __init__(self, redis: Redis) -> None:
+        self._redis = redis
+        self._readers: dict[tuple[str, Channel], _ChannelReader] = {}
+
+    async def subscribe(self, room: str, channel: Channel, subscriber: Subscriber) -> None:
+        """From the moment this returns, the subscriber gets every message published after
+        the channel's position when its reader started; callers replay history up to the
+        present themselves and drop what they see twice (by seq)."""
+        key = (room, channel)
+        reader = self._readers.get(key)
+        if reader is None:
+            keys = RoomKeys(room)
+            current = await self._redis.get(keys.channel_seq(channel))
+            reader = self._readers.get(key)  # another socket may have started it meanwhile
+            if reader is None:
+                reader = _ChannelReader(self._redis, keys.channel(channel), int(current or 0))
+                self._readers[key] = reader
+        reader.subscribers.add(subscriber)
+        if reader.task is None or reader.task.done():
+            reader.task = asyncio.create_task(reader.run(), name=f"fanout:{room}:{channel}")
+            reader.task.add_done_callback(lambda _: self._forget(key, reader))
+
+    def unsubscribe(self, room: str, channel: Channel, subscriber: Subscriber) -> None:
+        reader = self._readers.get((room, channel))
+        if reader is not None:
+            reader.subscribers.discard(subscriber)
+
+    def _forget(self, key: tuple[str, Channel], reader: _ChannelReader) -> None:
+        if self._readers.get(key) is reader and not reader.subscribers:
+            del self._readers[key]
+
+    async def close(self) -> None:
+        tasks = [r.task for r in self._readers.values() if r.task is not None]
+        for reader in self._readers.values():
+            reader.subscribers.clear()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._readers.clear()

@@ -1,0 +1,172 @@
+"""One console or live-channel socket: catch up (history or snapshot), then follow live."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from fastapi import WebSocket
+from starlette.websockets import WebSocketDisconnect, WebSocketState
+
+from livectl.bus.keys import Channel, RawEntry, RoomKeys
+from livectl.bus.publish import seq_of
+from livectl.console.hub import Frame, Hub, Subscriber
+from livectl.kit import codec
+from livectl.kit.clock import now_ms
+from livectl.resources import Resources
+
+SLOW_CONSUMER = 4008
+_HISTORY_PAGE = 1000
+_CLOSE_TIMEOUT_S = 2.0
+# A console only sends small control messages (ping); anything larger is refused.
+_MAX_CLIENT_MESSAGE = 4096
+
+Snapshot = Callable[[], Awaitable[dict[str, Any]]]
+
+
+class ChannelSession:
+    def __init__(
+        self,
+        websocket: WebSocket,
+        resources: Resources,
+        hub: Hub,
+        *,
+        room: str,
+        channel: Channel,
+        batch: bool,
+        snapshot: Snapshot,
+    ) -> None:
+        self._ws = websocket
+        self._redis = resources.redis
+        self._hub = hub
+        self._room = room
+        self._channel = channel
+        self._keys = RoomKeys(room)
+        self._batch = batch
+        self._snapshot = snapshot
+        self._subscriber = Subscriber(resources.settings.console_queue_frames)
+
+    async def run(self, since: int | None) -> None:
+        await self._hub.subscribe(self._room, self._channel, self._subscriber)
+        receiver = asyncio.create_task(self._answer_client())
+        try:
+            last_sent = await self._catch_up(since)
+            sender = asyncio.create_task(self._follow(last_sent))
+            await asyncio.wait({receiver, sender}, return_when=asyncio.FIRST_COMPLETED)
+            sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect):
+                await sender
+            if self._subscriber.overflowed:
+                await self._close(SLOW_CONSUMER, "too slow: reconnect with since")
+        except WebSocketDisconnect:
+            pass
+        finally:
+            receiver.cancel()
+            self._hub.unsubscribe(self._room, self._channel, self._subscriber)
+
+    async def _catch_up(self, since: int | None) -> int:
+        """Send what the client missed; return the last seq it now has."""
+        latest = int(await self._redis.get(self._keys.channel_seq(self._channel)) or 0)
+        if since is None:
+            return await self._send_snapshot(latest)
+        if since > latest:
+            return await self._reset("seq_ahead", latest)
+        if since == latest:
+            return since
+        stream = self._keys.channel(self._channel)
+        expected = since + 1
+        while True:
+            entries: list[RawEntry] = await self._redis.xrange(  # type: ignore[assignment]
+                stream, f"{expected}-0", "+", count=_HISTORY_PAGE
+            )
+            if not entries or seq_of(entries[0][0]) != expected:
+                # Trimmed away while we looked, or long gone: the gap cannot be filled.
+                return await self._reset("history_gap", latest)
+            await self._send([fields[b"f"].decode() for _, fields in entries])
+            expected = seq_of(entries[-1][0]) + 1
+            if len(entries) < _HISTORY_PAGE:
+                return expected - 1
+
+    async def _reset(self, reason: str, latest: int) -> int:
+        await self._send(
+            [codec.dumps_str({"type": "reset", "ts": now_ms(), "data": {"reason": reason}})]
+        )
+        return await self._send_snapshot(latest)
+
+    async def _send_snapshot(self, latest: int) -> int:
+        # Anything published after `latest` is delivered live, so the snapshot may already
+        # reflect a message the client then also receives; every message is idempotent state.
+        data = await self._snapshot()
+        envelope = {"seq": latest, "type": "snapshot", "ts": now_ms(), "data": data}
+        await self._send([codec.dumps_str(envelope)])
+        return latest
+
+    async def _follow(self, last_sent: int) -> None:
+        subscriber = self._subscriber
+        while not subscriber.overflowed:
+            await subscriber.ready.wait()
+            if subscriber.overflowed:
+                return
+            frames: list[Frame] = subscriber.take()
+            texts = [text for seq, text in frames if seq > last_sent]
+            if texts:
+                last_sent = frames[-1][0]
+                await self._send(texts)
+
+    async def _send(self, texts: list[str]) -> None:
+        if self._batch:
+            await self._ws.send_text("\n".join(texts))
+        else:
+            for text in texts:
+                await self._ws.send_text(text)
+
+    async def _answer_client(self) -> None:
+        while True:
+            message = await self._ws.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            text = message.get("text")
+            reply: dict[str, Any]
+            if text is not None and len(text) <= _MAX_CLIENT_MESSAGE and _is_ping(text):
+                reply = {"type": "pong", "ts": now_ms()}
+            else:
+                reply = {
+                    "type": "error",
+                    "error": "unknown_message",
+                    "detail": 'consoles may send {"type": "ping"} only',
+                }
+            await self._ws.send_text(codec.dumps_str(reply))
+
+    async def _close(self, code: int, reason: str) -> None:
+        if self._ws.client_state is not WebSocketState.CONNECTED:
+            return
+        try:
+            # A client that stopped reading has a full send buffer, so a polite close could
+            # wait forever; past the timeout the connection is cut.
+            await asyncio.wait_for(self._ws.close(code, reason), _CLOSE_TIMEOUT_S)
+        except (TimeoutError, RuntimeError, WebSocketDisconnect):
+            abort_transport(self._ws)
+
+
+def _is_ping(text: str) -> bool:
+    try:
+        message = codec.loads(text)
+    except codec.JSONDecodeError:
+        return False
+    return isinstance(message, dict) and message.get("type") == "ping"
+
+
+def abort_transport(websocket: WebSocket) -> None:
+    """Drop the TCP connection under a socket whose peer no longer reads.
+
+    ASGI offers no way to abort a connection, and a close frame cannot be written past a full
+    buffer, so this reaches the server's protocol object behind the ``send`` callable
+    (uvicorn's). If the server is not one we know, the server's own ping timeout ends it.
+    """
+    protocol = getattr(websocket._send, "__self__", None)
+    transport = getattr(protocol, "transport", None)
+    abort = getattr(transport, "abort", None)
+    if callable(abort):
+        abort()

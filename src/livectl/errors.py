@@ -1,0 +1,151 @@
+"""One error base with a status; handlers turn everything into ``{"error", "detail"}``."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from fastapi import FastAPI, Request, WebSocket
+from fastapi.exceptions import RequestValidationError, WebSocketRequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from livectl.kit import codec
+from livectl.kit.codec import JSONBytesResponse
+
+
+class LivectlError(Exception):
+    status: ClassVar[int] = 400
+    code: ClassVar[str] = "bad_request"
+
+    def __init__(self, detail: str = "") -> None:
+        super().__init__(detail or self.code)
+        self.detail = detail or self.code.replace("_", " ")
+
+
+class Unauthorized(LivectlError):
+    status = 401
+    code = "unauthorized"
+
+
+class Forbidden(LivectlError):
+    status = 403
+    code = "forbidden"
+
+
+class NotFound(LivectlError):
+    status = 404
+    code = "not_found"
+
+
+class RoomNotFound(NotFound):
+    code = "room_not_found"
+
+
+class ProductNotFound(NotFound):
+    code = "product_not_found"
+
+
+class Conflict(LivectlError):
+    status = 409
+    code = "conflict"
+
+
+class RoomExists(Conflict):
+    code = "room_exists"
+
+
+class InvalidJson(LivectlError):
+    code = "invalid_json"
+
+
+class InvalidBody(LivectlError):
+    code = "invalid_body"
+
+
+class BodyTooLarge(LivectlError):
+    status = 413
+    code = "body_too_large"
+
+
+class TooManyEvents(LivectlError):
+    status = 413
+    code = "too_many_events"
+
+
+class FrameTooLarge(LivectlError):
+    status = 413
+    code = "frame_too_large"
+
+
+class BinaryFrame(LivectlError):
+    code = "binary_frame"
+
+
+class ValidationFailed(LivectlError):
+    status = 422
+    code = "validation_error"
+
+
+class ServiceUnavailable(LivectlError):
+    status = 503
+    code = "unavailable"
+
+
+def error_body(code: str, detail: str) -> dict[str, str]:
+    return {"error": code, "detail": detail}
+
+
+def socket_error(exc: LivectlError) -> str:
+    """An error told over a socket that stays open: ``{"type": "error", "error", "detail"}``."""
+    return codec.dumps_str({"type": "error", **error_body(exc.code, exc.detail)})
+
+
+_STATUS_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "body_too_large",
+    415: "unsupported_media_type",
+    429: "rate_limited",
+}
+
+
+def describe_validation_errors(errors: Any) -> str:
+    parts = []
+    for err in errors:
+        loc = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body", "path", "query"))
+        parts.append(f"{loc}: {err.get('msg', 'invalid')}" if loc else str(err.get("msg")))
+    return "; ".join(parts)[:2000]
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(LivectlError)
+    async def _livectl_error(_: Request, exc: LivectlError) -> JSONBytesResponse:
+        return JSONBytesResponse(error_body(exc.code, exc.detail), status_code=exc.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_: Request, exc: RequestValidationError) -> JSONBytesResponse:
+        return JSONBytesResponse(
+            error_body("validation_error", describe_validation_errors(exc.errors())),
+            status_code=422,
+        )
+
+    @app.exception_handler(WebSocketRequestValidationError)
+    async def _socket_validation_error(
+        websocket: WebSocket, exc: WebSocketRequestValidationError
+    ) -> None:
+        # Refused before the upgrade with the same status and body a REST call would get.
+        await websocket.send_denial_response(
+            JSONBytesResponse(
+                error_body("validation_error", describe_validation_errors(exc.errors())),
+                status_code=422,
+            )
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONBytesResponse:
+        code = _STATUS_CODES.get(exc.status_code, "http_error")
+        return JSONBytesResponse(
+            error_body(code, str(exc.detail)), status_code=exc.status_code, headers=exc.headers
+        )

@@ -1,0 +1,157 @@
+"""Appending accepted events to a room's stream: deduped, batched, one entry per flush.
+
+redis-py cannot issue much more than ~45k commands/s per process however it pipelines, so
+frames arriving within ``ingest_flush_ms`` of each other are merged and each room gets one
+Lua call per flush: it drops ids already seen in the dedupe window and appends the rest as a
+single stream entry (a JSON array that workers unpack). Deduping and appending in one script
+also means an id is never marked seen without its event being stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+from dataclasses import dataclass, field
+
+from redis.asyncio import Redis
+
+from livectl.bus.keys import RoomKeys
+from livectl.config import Settings
+from livectl.ingest.validation import ParsedBatch
+from livectl.kit.clock import now_ms
+
+# KEYS: events stream, ids seen in this window, ids seen in the previous window
+# ARGV: maxlen, ttl seconds, payload (JSON array), then one id per event ('' for none)
+# Returns {entry id or '', comma-separated duplicate indexes}; duplicates stay in the payload
+# and are listed in the entry's "x" field for workers to skip.
+_APPEND = """
+local previous_exists = redis.call('EXISTS', KEYS[3]) == 1
+local duplicates = {}
+local with_id = 0
+for i = 4, #ARGV do
+  local id = ARGV[i]
+  if id ~= '' then
+    with_id = with_id + 1
+    if (previous_exists and redis.call('SISMEMBER', KEYS[3], id) == 1)
+        or redis.call('SADD', KEYS[2], id) == 0 then
+      duplicates[#duplicates + 1] = i - 4
+    end
+  end
+end
+if with_id > 0 then redis.call('EXPIRE', KEYS[2], ARGV[2]) end
+local skipped = table.concat(duplicates, ',')
+if #duplicates == #ARGV - 3 then
+  return {'', skipped}
+end
+local entry
+if #duplicates > 0 then
+  entry = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'e', ARGV[3], 'x', skipped)
+else
+  entry = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'e', ARGV[3])
+end
+return {entry, skipped}
+"""
+
+# A flush goes out early once this much is waiting, to keep stream entries reasonably small.
+_FLUSH_BYTES = 512 * 1024
+
+
+@dataclass
+class _RoomBatch:
+    payloads: list[bytes] = field(default_factory=list)
+    ids: list[str] = field(default_factory=list)
+    # (first event index, event count, waiter) for each submitted batch
+    waiters: list[tuple[int, int, asyncio.Future[int]]] = field(default_factory=list)
+
+    def add(self, batch: ParsedBatch, waiter: asyncio.Future[int]) -> None:
+        self.waiters.append((len(self.ids), len(batch.events), waiter))
+        self.payloads.append(batch.payload)
+        self.ids += (event.get("id") or "" for event in batch.events)
+
+    def payload(self) -> bytes:
+        return b"[" + b",".join(p[1:-1] for p in self.payloads) + b"]"
+
+    def settle(self, duplicates: list[int]) -> None:
+        for start, count, waiter in self.waiters:
+            if not waiter.done():
+                lo = bisect.bisect_left(duplicates, start)
+                hi = bisect.bisect_left(duplicates, start + count)
+                waiter.set_result(hi - lo)
+
+    def fail(self, exc: BaseException) -> None:
+        for _, _, waiter in self.waiters:
+            if not waiter.done():
+                waiter.set_exception(exc)
+
+
+class Appender:
+    def __init__(self, redis: Redis, settings: Settings) -> None:
+        self._redis = redis
+        self._settings = settings
+        self._script = redis.register_script(_APPEND)
+        self._pending: dict[str, _RoomBatch] = {}
+        self._pending_bytes = 0
+        self._timer: asyncio.TimerHandle | None = None
+        self._flushes: set[asyncio.Task[None]] = set()
+
+    async def append(self, room: str, batch: ParsedBatch) -> int:
+        """Store the batch's events; returns how many were duplicates."""
+        if not batch.events:
+            return 0
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[int] = loop.create_future()
+        self._pending.setdefault(room, _RoomBatch()).add(batch, waiter)
+        self._pending_bytes += len(batch.payload)
+        if self._pending_bytes >= _FLUSH_BYTES:
+            self._flush_now()
+        elif self._timer is None:
+            self._timer = loop.call_later(self._settings.ingest_flush_ms / 1000, self._flush_now)
+        return await waiter
+
+    def _flush_now(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        pending, self._pending, self._pending_bytes = self._pending, {}, 0
+        if pending:
+            task = asyncio.create_task(self._flush(pending))
+            self._flushes.add(task)
+            task.add_done_callback(self._flushes.discard)
+
+    async def _flush(self, pending: dict[str, _RoomBatch]) -> None:
+        window = self._settings.dedupe_window_ms
+        bucket = now_ms() // window
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for room, batch in pending.items():
+                    keys = RoomKeys(room)
+                    await self._script(
+                        keys=[keys.events, keys.seen_ids(bucket), keys.seen_ids(bucket - 1)],
+                        args=[
+                            self._settings.events_stream_maxlen,
+                            2 * window // 1000 + 3600,
+                            batch.payload(),
+                            *batch.ids,
+                        ],
+                        client=pipe,
+                    )
+                results = await pipe.execute(raise_on_error=False)
+        except Exception as exc:  # every waiter must hear of a failed flush
+            for batch in pending.values():
+                batch.fail(exc)
+            return
+        for batch, result in zip(pending.values(), results, strict=True):
+            if isinstance(result, Exception):
+                batch.fail(result)
+            else:
+                batch.settle(parse_indexes(result[1]))
+
+    async def close(self) -> None:
+        self._flush_now()
+        if self._flushes:
+            await asyncio.gather(*self._flushes, return_exceptions=True)
+
+
+def parse_indexes(csv: bytes | str) -> list[int]:
+    text = csv.decode() if isinstance(csv, bytes) else csv
+    return [int(index) for index in text.split(",")] if text else []

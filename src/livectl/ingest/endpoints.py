@@ -1,0 +1,71 @@
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, WebSocket, WebSocketDisconnect
+
+from livectl import metrics
+from livectl.auth.dependencies import Ingest, authorize_socket
+from livectl.auth.tokens import Role
+from livectl.errors import BinaryFrame, FrameTooLarge, LivectlError, socket_error
+from livectl.ingest.schemas import IngestResult, ingest_body_schema
+from livectl.ingest.service import IngestService
+from livectl.kit import codec
+from livectl.kit.body import read_body
+from livectl.kit.ids import RoomIdPath
+from livectl.resources import Deps
+
+router = APIRouter(prefix="/v1/rooms", tags=["ingest"])
+
+
+def _service(app_state: object) -> IngestService:
+    service: IngestService = app_state.ingest  # type: ignore[attr-defined]
+    return service
+
+
+@router.post(
+    "/{room}/events",
+    status_code=202,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": ingest_body_schema()}},
+        }
+    },
+)
+async def post_events(room: RoomIdPath, request: Request, _: Ingest, deps: Deps) -> IngestResult:
+    """One Event or an array of 1..1000 (body at most 1 MiB). A bad event rejects itself."""
+    raw = await read_body(request, deps.settings.max_body_bytes)
+    return await _service(request.app.state).ingest(room, raw)
+
+
+@router.websocket("/{room}/ingest")
+async def ingest_socket(websocket: WebSocket, room: RoomIdPath) -> None:
+    """Text frames, each an Event or an array of Events; every frame is answered with an ack
+    (or an error) in order."""
+    if await authorize_socket(websocket, Role.INGEST, room) is None:
+        return
+    service = _service(websocket.app.state)
+    max_frame = websocket.app.state.resources.settings.max_frame_bytes
+    await websocket.accept()
+    metrics.SOCKETS_OPEN.labels("ingest").inc()
+    try:
+        while True:
+            message = await websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            text = message.get("text")
+            try:
+                if text is None:
+                    raise BinaryFrame("frames must be text (UTF-8 JSON), not binary")
+                # A str has at most 4 UTF-8 bytes per character: encode only when it may matter.
+                if len(text) > max_frame // 4 and len(text.encode()) > max_frame:
+                    raise FrameTooLarge(f"the frame passed {max_frame} bytes")
+                result = await service.ingest(room, text)
+            except LivectlError as exc:
+                metrics.REQUESTS_REFUSED.labels(exc.code).inc()
+                await websocket.send_text(socket_error(exc))
+                continue
+            await websocket.send_text(codec.dumps_str({"type": "ack", **result.model_dump()}))
+    except WebSocketDisconnect:
+        return
+    finally:
+        metrics.SOCKETS_OPEN.labels("ingest").dec()

@@ -1,0 +1,39 @@
+"""Reading the room event stream back: one entry holds a batch of accepted events."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from livectl.ingest.appender import parse_indexes
+from livectl.kit import codec
+
+
+@dataclass(frozen=True, slots=True)
+class RoomEvent:
+    entry_id: str
+    index: int
+    event: dict[str, Any]
+
+    @property
+    def key(self) -> str:
+        """Stable across redeliveries: the event's own id, else its place in the stream."""
+        return str(self.event.get("id") or f"{self.entry_id}.{self.index}")
+
+
+def entry_ms(entry_id: str) -> int:
+    return int(entry_id.partition("-")[0])
+
+
+def unpack_entry(entry_id: str, fields: Mapping[bytes, bytes]) -> Iterator[RoomEvent]:
+    """The entry's events minus duplicates; ``ts`` defaults to when the entry was appended
+    (the gateway stamps no time itself: the entry id already is server time)."""
+    skip = set(parse_indexes(fields.get(b"x", b"")))
+    appended_at = entry_ms(entry_id)
+    for index, event in enumerate(codec.loads(fields[b"e"])):
+        if index in skip:
+            continue
+        if not event.get("ts"):
+            event["ts"] = appended_at
+        yield RoomEvent(entry_id, index, event)

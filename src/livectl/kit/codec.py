@@ -1,0 +1,40 @@
+"""JSON encoding in one place: orjson everywhere, bytes in and out."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from starlette.responses import Response
+
+JSONDecodeError = orjson.JSONDecodeError
+
+
+def dumps(value: Any) -> bytes:
+    return orjson.dumps(value)
+
+
+def dumps_str(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+def text(value: bytes | str) -> str:
+    """redis-py answers bytes or str depending on the client's decode setting."""
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def text_or_none(value: bytes | str | None) -> str | None:
+    return None if value is None else text(value)
+
+
+def loads(data: bytes | bytearray | memoryview | str) -> Any:
+    return orjson.loads(data)
+
+
+class JSONBytesResponse(Response):
+    """A JSON response rendered by orjson (FastAPI deprecated its own orjson class)."""
+
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)

@@ -1,0 +1,79 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Body
+
+from livectl.auth.dependencies import Assistant, Controller, Host, Player
+from livectl.kit.ids import ProductIdPath, RoomIdPath
+from livectl.resources import Deps
+from livectl.rooms.schemas import PinOut, ProductIn, ProductOut, RoomCreate, RoomOut
+from livectl.rooms.service import RoomService
+from livectl.store.engine import transaction
+
+router = APIRouter(prefix="/v1/rooms", tags=["rooms"])
+
+
+@router.post("", status_code=201)
+async def create_room(body: RoomCreate, caller: Controller, deps: Deps) -> RoomOut:
+    async with transaction(deps.sessionmaker) as tx:
+        return await RoomService(deps).create(tx, body, caller)
+
+
+@router.get("/{room}")
+async def get_room(room: RoomIdPath, _: Host, deps: Deps) -> RoomOut:
+    return (await RoomService(deps).cache.state(room)).room
+
+
+@router.post("/{room}/start")
+async def start_room(room: RoomIdPath, _: Controller, deps: Deps) -> RoomOut:
+    service = RoomService(deps)
+    async with transaction(deps.sessionmaker) as tx:
+        await service.start(tx, room)
+    return (await service.cache.state(room)).room
+
+
+@router.post("/{room}/end")
+async def end_room(room: RoomIdPath, _: Controller, deps: Deps) -> RoomOut:
+    service = RoomService(deps)
+    async with transaction(deps.sessionmaker) as tx:
+        await service.end(tx, room)
+    return (await service.cache.state(room)).room
+
+
+@router.put("/{room}/products")
+async def put_products(
+    room: RoomIdPath,
+    products: Annotated[list[ProductIn], Body(max_length=500)],
+    _: Controller,
+    deps: Deps,
+) -> list[ProductOut]:
+    service = RoomService(deps)
+    async with transaction(deps.sessionmaker) as tx:
+        await service.set_products(tx, room, products)
+    return (await service.cache.state(room)).products
+
+
+@router.get("/{room}/products")
+async def get_products(room: RoomIdPath, _: Player, deps: Deps) -> list[ProductOut]:
+    return (await RoomService(deps).cache.state(room)).products
+
+
+@router.post("/{room}/products/{pid}/pin")
+async def pin_product(room: RoomIdPath, pid: ProductIdPath, _: Host, deps: Deps) -> PinOut:
+    return await RoomService(deps).pin(room, pid)
+
+
+@router.delete("/{room}/products/{pid}/pin")
+async def unpin_product(room: RoomIdPath, pid: ProductIdPath, _: Host, deps: Deps) -> PinOut:
+    return await RoomService(deps).unpin(room, pid)
+
+
+@router.post("/{room}/products/{pid}/sold-out")
+async def mark_sold_out(
+    room: RoomIdPath, pid: ProductIdPath, _: Assistant, deps: Deps
+) -> list[ProductOut]:
+    service = RoomService(deps)
+    async with transaction(deps.sessionmaker) as tx:
+        await service.mark_sold_out(tx, room, pid)
+    return (await service.cache.state(room)).products

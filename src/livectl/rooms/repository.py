@@ -1,0 +1,62 @@
+"""Rooms and products in PostgreSQL: the only place in this domain with SQL."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from livectl.rooms.models import Product, Room
+
+
+async def get_room(session: AsyncSession, room_id: str, *, for_update: bool = False) -> Room | None:
+    query = select(Room).where(Room.id == room_id)
+    if for_update:
+        query = query.with_for_update()
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+async def insert_room(session: AsyncSession, room: Room) -> bool:
+    """False if a room with that id exists already."""
+    result = await session.execute(
+        insert(Room)
+        .values(
+            id=room.id,
+            title=room.title,
+            currency=room.currency,
+            status=room.status,
+            created_by=room.created_by,
+            created_at=room.created_at,
+            version=1,
+        )
+        .on_conflict_do_nothing(index_elements=[Room.id])
+        .returning(Room.id)
+    )
+    return result.scalar_one_or_none() is not None
+
+
+async def list_products(session: AsyncSession, room_id: str) -> Sequence[Product]:
+    query = select(Product).where(Product.room_id == room_id).order_by(Product.position)
+    return (await session.execute(query)).scalars().all()
+
+
+async def replace_products(session: AsyncSession, room_id: str, products: list[Product]) -> None:
+    await session.execute(delete(Product).where(Product.room_id == room_id))
+    session.add_all(products)
+    await session.flush()
+
+
+async def mark_sold_out(session: AsyncSession, room_id: str, product_id: str) -> bool:
+    result = await session.execute(
+        update(Product)
+        .where(Product.room_id == room_id, Product.id == product_id)
+        .values(sold_out=True)
+        .returning(Product.id)
+    )
+    return result.scalar_one_or_none() is not None
+
+
+async def bump_version(session: AsyncSession, room_id: str) -> None:
+    await session.execute(update(Room).where(Room.id == room_id).values(version=Room.version + 1))

@@ -1,0 +1,11 @@
+"""Every ORM model, imported so the metadata Alembic compares against is complete."""
+
+from __future__ import annotations
+
+from livectl.archive.models import ArchivedEvent
+from livectl.rooms.models import Product, Room
+from livectl.store.base import Base
+
+metadata = Base.metadata
+
+__all__ = ["ArchivedEvent", "Product", "Room", "metadata"]
