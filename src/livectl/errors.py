@@ -126,6 +126,11 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_: Request, exc: RequestValidationError) -> JSONBytesResponse:
+        if any(error.get("type") == "json_invalid" for error in exc.errors()):
+            return JSONBytesResponse(
+                error_body("invalid_json", describe_validation_errors(exc.errors())),
+                status_code=400,
+            )
         return JSONBytesResponse(
             error_body("validation_error", describe_validation_errors(exc.errors())),
             status_code=422,

@@ -1,8 +1,8 @@
 """Fan-out: one reader per room channel per process, one decoded frame for all its sockets.
 
-Each socket has a bounded queue. The reader appends a whole XREAD batch to every queue and
+Each socket has a bounded backlog. The reader appends a whole XREAD batch to every queue and
 wakes each socket once per batch (not once per message), so the cost of a busy room grows
-with batches, not with messages times sockets. A socket whose queue would pass its bound is
+with batches, not with messages times sockets. A socket whose backlog reached its bound is
 marked overflowed and dropped from the room; its own task closes it with 4008. Nothing the
 reader does ever waits on a socket.
 """
@@ -37,7 +37,9 @@ class Subscriber:
         self.ready = asyncio.Event()
 
     def offer(self, frames: Sequence[Frame]) -> bool:
-        if len(self.frames) + len(frames) > self._limit:
+        # The bound is on the backlog a socket has not sent yet, so a reader that keeps up
+        # is never dropped however large one burst is; memory stays under limit + one batch.
+        if len(self.frames) >= self._limit:
             self.overflowed = True
             self.ready.set()
             return False

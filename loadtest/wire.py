@@ -1,0 +1,174 @@
+"""A minimal WebSocket client on an asyncio Protocol, cheap enough to load a 2-core machine.
+
+The ``websockets`` client spends tens of microseconds of Python per message (a task hop, a
+frame object, masking); at 40,000 frames/s that alone would take a core the gateway needs.
+Here a frame is masked once when it is built and written as is after that, and every received
+message goes straight from ``data_received`` to a callback: no task, no queue, no copy beyond
+slicing it out of the buffer. It speaks only what the bench needs: text frames, ping/pong and
+close, without extensions (like a bridge or bot would; browsers negotiate compression).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+from collections.abc import Callable
+
+OP_CONTINUATION = 0x0
+OP_TEXT = 0x1
+OP_CLOSE = 0x8
+OP_PING = 0x9
+OP_PONG = 0xA
+# What a connection that ended without a close frame reports (RFC 6455, 7.1.5).
+CLOSED_ABNORMALLY = 1006
+
+MessageHandler = Callable[[bytes], None]
+
+
+class HandshakeError(Exception):
+    """The server answered the upgrade with something other than 101."""
+
+
+def encode_frame(payload: bytes, opcode: int = OP_TEXT) -> bytes:
+    """One final client frame, masked (clients must mask) with a fresh random key."""
+    key = os.urandom(4)
+    size = len(payload)
+    first = bytes([0x80 | opcode])
+    if size < 126:
+        header = first + bytes([0x80 | size])
+    elif size < 1 << 16:
+        header = first + bytes([0x80 | 126]) + size.to_bytes(2, "big")
+    else:
+        header = first + bytes([0x80 | 127]) + size.to_bytes(8, "big")
+    # XOR through big integers: done in C, so masking a 60 KB batch costs microseconds.
+    stream = (key * (size // 4 + 1))[:size]
+    masked = (int.from_bytes(payload, "big") ^ int.from_bytes(stream, "big")).to_bytes(size, "big")
+    return header + key + masked
+
+
+class WsClient(asyncio.Protocol):
+    def __init__(self, request: bytes, on_message: MessageHandler) -> None:
+        loop = asyncio.get_running_loop()
+        self.opened: asyncio.Future[None] = loop.create_future()
+        # Resolves with the close code the server sent, or CLOSED_ABNORMALLY.
+        self.closed: asyncio.Future[int] = loop.create_future()
+        self._request = request
+        self._on_message = on_message
+        self._transport: asyncio.Transport | None = None
+        self._buffer = bytearray()
+        self._fragments: list[bytes] = []
+        self._upgraded = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+        transport.write(self._request)
+
+    def data_received(self, data: bytes) -> None:
+        if self.opened.done() and not self._upgraded:
+            return  # refused: what follows is the rest of the error body
+        self._buffer += data
+        if not self._upgraded and not self._read_handshake():
+            return
+        self._read_frames()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.opened.done():
+            self.opened.set_exception(ConnectionError("closed during the handshake"))
+        if not self.closed.done():
+            self.closed.set_result(CLOSED_ABNORMALLY)
+
+    def send(self, frame: bytes) -> None:
+        """Write a frame made by :func:`encode_frame`."""
+        if self._transport is not None and not self._transport.is_closing():
+            self._transport.write(frame)
+
+    def close(self, code: int = 1000) -> None:
+        """Send a close frame and drop the connection without waiting for the echo."""
+        if self._transport is not None and not self._transport.is_closing():
+            self._transport.write(encode_frame(code.to_bytes(2, "big"), OP_CLOSE))
+            self._transport.close()
+
+    def _read_handshake(self) -> bool:
+        end = self._buffer.find(b"\r\n\r\n")
+        if end < 0:
+            return False
+        status_line = bytes(self._buffer[: self._buffer.find(b"\r\n")])
+        parts = status_line.split(b" ", 2)
+        if len(parts) < 2 or parts[1] != b"101":
+            body = bytes(self._buffer[end + 4 :])[:200]
+            self.opened.set_exception(HandshakeError(f"{status_line.decode()}: {body.decode()}"))
+            assert self._transport is not None
+            self._transport.close()
+            return False
+        del self._buffer[: end + 4]
+        self._upgraded = True
+        self.opened.set_result(None)
+        return True
+
+    def _read_frames(self) -> None:
+        buffer = self._buffer
+        size = len(buffer)
+        position = 0
+        view = memoryview(buffer)
+        try:
+            while size - position >= 2:
+                first, second = buffer[position], buffer[position + 1]
+                length = second & 0x7F
+                start = position + 2
+                if length == 126:
+                    start += 2
+                    if start > size:
+                        break
+                    length = int.from_bytes(view[position + 2 : start], "big")
+                elif length == 127:
+                    start += 8
+                    if start > size:
+                        break
+                    length = int.from_bytes(view[position + 2 : start], "big")
+                end = start + length  # servers never mask, so the payload follows the length
+                if end > size:
+                    break
+                payload = view[start:end].tobytes()
+                position = end
+                self._frame(first & 0x0F, bool(first & 0x80), payload)
+        finally:
+            view.release()
+        if position:
+            del buffer[:position]
+
+    def _frame(self, opcode: int, final: bool, payload: bytes) -> None:
+        if opcode in (OP_TEXT, OP_CONTINUATION):
+            if not final:
+                self._fragments.append(payload)
+                return
+            if self._fragments:
+                payload = b"".join([*self._fragments, payload])
+                self._fragments.clear()
+            self._on_message(payload)
+        elif opcode == OP_PING:
+            # uvicorn closes a socket whose pings go unanswered for 20 s.
+            self.send(encode_frame(payload, OP_PONG))
+        elif opcode == OP_CLOSE:
+            code = int.from_bytes(payload[:2], "big") if len(payload) >= 2 else 1005
+            if not self.closed.done():
+                self.closed.set_result(code)
+            self.close(code if code != 1005 else 1000)
+
+
+async def connect(
+    host: str, port: int, path: str, on_message: MessageHandler, *, timeout: float = 30.0
+) -> WsClient:
+    """Open a socket to ``ws://host:port/path`` and finish the upgrade."""
+    key = base64.b64encode(os.urandom(16)).decode()
+    request = (
+        f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
+        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    ).encode()
+    loop = asyncio.get_running_loop()
+    _, client = await asyncio.wait_for(
+        loop.create_connection(lambda: WsClient(request, on_message), host, port), timeout
+    )
+    await asyncio.wait_for(client.opened, timeout)
+    return client

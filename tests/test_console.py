@@ -1,0 +1,230 @@
+"""The console stream: live delivery, resume with since, gaps, ping, slow consumers."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import socket
+import struct
+
+import httpx
+from tests.conftest import Stack, chat, open_console, wait_for
+from websockets.asyncio.client import connect
+
+from livectl.auth.tokens import Role
+from livectl.kit import codec
+
+
+async def post_chats(stack: Stack, room: str, texts: list[str]) -> None:
+    async with httpx.AsyncClient(
+        base_url=stack.base_url, headers=stack.headers(Role.INGEST, [room])
+    ) as client:
+        for start in range(0, len(texts), 200):
+            answer = await client.post(
+                f"/v1/rooms/{room}/events", json=[chat(t) for t in texts[start : start + 200]]
+            )
+            assert answer.status_code == 202
+
+
+async def test_first_message_is_a_snapshot_of_the_room(
+    stack: Stack, room: str, admin: httpx.AsyncClient
+) -> None:
+    await admin.post(f"/v1/rooms/{room}/products/sku-2/pin")
+    console = await open_console(stack, room)
+    snapshot = await console.next()
+    assert snapshot["type"] == "snapshot"
+    assert snapshot["data"]["room"]["id"] == room
+    assert snapshot["data"]["room"]["status"] == "live"
+    assert snapshot["data"]["pinned"] == "sku-2"
+    assert [p["id"] for p in snapshot["data"]["products"]] == ["sku-1", "sku-2", "sku-3"]
+    await console.socket.close()
+
+
+async def test_chat_posted_over_rest_reaches_every_console(stack: Stack, room: str) -> None:
+    consoles = [await open_console(stack, room, batch=batch) for batch in (True, False)]
+    for console in consoles:
+        assert (await console.next())["type"] == "snapshot"
+    await post_chats(stack, room, ["这个多少钱", "上车上车"])
+    for console in consoles:
+        messages = await console.collect(2)
+        assert [m["data"]["text"] for m in messages] == ["这个多少钱", "上车上车"]
+        assert messages[1]["seq"] == messages[0]["seq"] + 1
+        assert messages[0]["data"]["user"]["id"] == "u1"
+        assert messages[0]["data"]["hidden"] is False
+        await console.socket.close()
+
+
+async def test_chat_sent_over_the_ingest_socket_reaches_the_console(
+    stack: Stack, room: str
+) -> None:
+    console = await open_console(stack, room)
+    await console.next_of("snapshot")
+    url = f"{stack.ws_url}/v1/rooms/{room}/ingest?token={stack.token(Role.INGEST, [room])}"
+    async with connect(url) as ingest:
+        await ingest.send(codec.dumps_str(chat("from the socket", event_id="ws-1")))
+        await ingest.recv()
+    message = await console.next_of("chat")
+    assert message["data"]["text"] == "from the socket"
+    assert message["data"]["event_id"] == "ws-1"
+    await console.socket.close()
+
+
+async def test_pin_and_unpin_reach_console_and_live_channel(
+    stack: Stack, room: str, admin: httpx.AsyncClient
+) -> None:
+    console = await open_console(stack, room)
+    live = await open_console(stack, room, role=Role.PLAYER, channel="live")
+    assert (await live.next())["type"] == "snapshot"
+    assert (await admin.post(f"/v1/rooms/{room}/products/sku-3/pin")).json() == {
+        "product_id": "sku-3"
+    }
+    assert (await console.next_of("pin"))["data"] == {"product_id": "sku-3"}
+    assert (await live.next_of("pin"))["data"] == {"product_id": "sku-3"}
+    assert (await admin.delete(f"/v1/rooms/{room}/products/sku-3/pin")).json() == {
+        "product_id": None
+    }
+    assert (await console.next_of("pin"))["data"] == {"product_id": None}
+    # The live channel is the viewer-safe subset: chat never reaches it.
+    await post_chats(stack, room, ["not for viewers"])
+    assert (await live.next_of("pin"))["data"] == {"product_id": None}
+    await console.next_of("chat")
+    await asyncio.sleep(0.3)
+    assert live.socket.protocol.events_received() == []
+    for client in (console, live):
+        await client.socket.close()
+
+
+async def test_reconnect_with_since_gets_every_missed_message_in_order_once(
+    stack: Stack, room: str
+) -> None:
+    console = await open_console(stack, room)
+    await console.next_of("snapshot")
+    await post_chats(stack, room, ["a", "b"])
+    seen = await console.collect(2)
+    await console.socket.close()
+
+    await post_chats(stack, room, [f"missed {i}" for i in range(30)])
+    resumed = await open_console(stack, room, since=seen[-1]["seq"])
+    await post_chats(stack, room, ["live after resume"])
+    messages = await resumed.collect(31)
+    assert [m["data"]["text"] for m in messages] == [f"missed {i}" for i in range(30)] + [
+        "live after resume"
+    ]
+    seqs = [m["seq"] for m in messages]
+    assert seqs == list(range(seen[-1]["seq"] + 1, seen[-1]["seq"] + 32))
+    await resumed.socket.close()
+
+
+async def test_a_gap_too_old_to_fill_gives_reset_then_snapshot(stack: Stack, room: str) -> None:
+    console = await open_console(stack, room)
+    first_seq = (await console.next_of("snapshot"))["seq"]
+    await console.socket.close()
+    # The test gateway keeps at least 100 messages and those of the current second (its
+    # clock has one-second steps): 300 now and 300 a second later push the early ones out.
+    await post_chats(stack, room, [f"flood {i}" for i in range(300)])
+    await asyncio.sleep(1.1)
+    await post_chats(stack, room, [f"flood {i}" for i in range(300, 600)])
+    await wait_for(lambda: _seq_at_least(stack, room, first_seq + 600))
+
+    resumed = await open_console(stack, room, since=first_seq)
+    reset = await resumed.next()
+    assert reset["type"] == "reset"
+    assert reset["data"] == {"reason": "history_gap"}
+    snapshot = await resumed.next()
+    assert snapshot["type"] == "snapshot"
+    assert snapshot["seq"] >= first_seq + 600
+    await resumed.socket.close()
+
+
+async def _seq_at_least(stack: Stack, room: str, seq: int) -> bool:
+    console = await open_console(stack, room)
+    try:
+        return int((await console.next_of("snapshot"))["seq"]) >= seq
+    finally:
+        await console.socket.close()
+
+
+async def test_since_ahead_of_the_stream_gives_reset(stack: Stack, room: str) -> None:
+    resumed = await open_console(stack, room, since=10_000_000)
+    assert (await resumed.next())["data"] == {"reason": "seq_ahead"}
+    assert (await resumed.next())["type"] == "snapshot"
+    await resumed.socket.close()
+
+
+async def test_ping_gets_pong_and_anything_else_an_error(stack: Stack, room: str) -> None:
+    console = await open_console(stack, room)
+    await console.next_of("snapshot")
+    await console.socket.send('{"type": "ping"}')
+    assert (await console.next())["type"] == "pong"
+    await console.socket.send("hello?")
+    error = await console.next()
+    assert error["type"] == "error"
+    assert error["error"] == "unknown_message"
+    await console.socket.send('{"type": "ping"}')
+    assert (await console.next())["type"] == "pong"
+    await console.socket.close()
+
+
+def _raw_console(stack: Stack, room: str) -> socket.socket:
+    """A console that completes the handshake and then never reads a byte."""
+    host, port = stack.base_url.removeprefix("http://").split(":")
+    raw = socket.socket()
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connect, to cap the window
+    raw.connect((host, int(port)))
+    key = base64.b64encode(os.urandom(16)).decode()
+    token = stack.token(Role.HOST, [room])
+    raw.sendall(
+        (
+            f"GET /v1/rooms/{room}/console?batch=1&token={token} HTTP/1.1\r\n"
+            f"Host: {host}:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        ).encode()
+    )
+    assert b" 101 " in raw.recv(1024).split(b"\r\n")[0]
+    return raw
+
+
+def _close_code(raw: socket.socket) -> int | None:
+    """Read what the server left in the socket until it hangs up; the close frame's code if
+    it sent one, None if it cut the connection. Fails if the server never hangs up."""
+    raw.settimeout(10)
+    data = b""
+    try:
+        while chunk := raw.recv(65536):
+            data += chunk
+    except ConnectionResetError:
+        return None
+    # The close frame is the last thing sent: opcode 0x88, a short length, then code + reason.
+    for start in range(len(data) - 4, max(len(data) - 130, -1), -1):
+        if data[start] == 0x88 and data[start + 1] == len(data) - start - 2:
+            code: int = struct.unpack("!H", data[start + 2 : start + 4])[0]
+            return code
+    return None
+
+
+async def test_a_console_that_never_reads_is_closed_with_4008_and_others_keep_up(
+    stack: Stack, room: str
+) -> None:
+    stalled = _raw_console(stack, room)
+    reader = await open_console(stack, room)
+    await reader.next_of("snapshot")
+    # ~7 MB: more than the server's socket send buffer can absorb (up to 4 MB here).
+    texts = [f"{i:05d} " + "弹幕" * 200 for i in range(6000)]
+    sender = asyncio.create_task(post_chats(stack, room, texts))
+    received = await reader.collect(len(texts), timeout=30)
+    await sender
+    assert [m["data"]["text"][:5] for m in received] == [f"{i:05d}" for i in range(6000)]
+
+    async with httpx.AsyncClient(base_url=stack.base_url) as client:
+        metrics = (await client.get("/metrics")).text
+    overflowed = next(
+        line
+        for line in metrics.splitlines()
+        if line.startswith("livectl_sockets_overflowed_total ")
+    )
+    assert float(overflowed.split()[1]) >= 1
+    code = await asyncio.to_thread(_close_code, stalled)
+    assert code in (4008, None)  # 4008 if the close frame fit in; cut off (reset) if not
+    stalled.close()
+    await reader.socket.close()

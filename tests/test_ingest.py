@@ -1,0 +1,220 @@
+"""Events in over REST and WebSocket: validation, per-event rejection, dedupe, limits."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from redis.asyncio import Redis
+from websockets.asyncio.client import connect
+
+from livectl.auth.tokens import Role
+from livectl.bus.keys import RoomKeys
+from livectl.ingest.entries import unpack_entry
+from livectl.kit import codec
+from tests.conftest import Stack, chat, unique, xrange
+
+
+@pytest.fixture
+async def ingest(stack: Stack, room: str) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(
+        base_url=f"{stack.base_url}/v1/rooms/{room}",
+        headers=stack.headers(Role.INGEST, [room]),
+        timeout=10,
+    ) as client:
+        yield client
+
+
+async def stored_events(redis: Redis, room: str) -> list[dict[str, Any]]:
+    entries = await xrange(redis, RoomKeys(room).events)
+    return [
+        item.event
+        for entry_id, fields in entries
+        for item in unpack_entry(entry_id.decode(), fields)
+    ]
+
+
+async def test_one_event_and_a_batch_are_stored(
+    ingest: httpx.AsyncClient, redis: Redis, room: str
+) -> None:
+    one = await ingest.post("/events", json=chat("主播好"))
+    assert one.status_code == 202
+    assert one.json() == {"accepted": 1, "duplicates": 0, "rejected": []}
+
+    batch = [chat(f"第{i}条", user=f"u{i}") for i in range(50)] + [
+        {"type": "like", "user": {"id": "u9"}, "count": 30},
+        {
+            "type": "order",
+            "user": {"id": "u9"},
+            "product_id": "sku-1",
+            "order": {"id": "o-1", "quantity": 2, "amount": 19800},
+        },
+    ]
+    many = await ingest.post("/events", json=batch)
+    assert many.json() == {"accepted": 52, "duplicates": 0, "rejected": []}
+
+    events = await stored_events(redis, room)
+    assert [e.get("text") for e in events if e["type"] == "chat"] == ["主播好"] + [
+        f"第{i}条" for i in range(50)
+    ]
+    order = next(e for e in events if e["type"] == "order")
+    assert order["order"] == {"id": "o-1", "quantity": 2, "amount": 19800}
+    assert all(isinstance(e["ts"], int) and e["ts"] > 1_700_000_000_000 for e in events)
+
+
+async def test_a_bad_event_rejects_itself_not_the_batch(
+    ingest: httpx.AsyncClient, redis: Redis, room: str
+) -> None:
+    batch: list[Any] = [
+        chat("ok 0"),
+        chat("x" * 501),
+        {"type": "boom", "user": {"id": "u"}},
+        {"type": "order", "user": {"id": "u"}, "order": {"id": "o", "quantity": 1, "amount": 99.5}},
+        {"type": "chat", "user": {"id": "has space"}, "text": "hi"},
+        {"user": {"id": "u"}, "text": "no type"},
+        "not an object",
+        {"type": "like", "user": {"id": "u"}, "count": 0},
+        {"type": "chat", "user": {"id": "u"}},
+        {"type": "click", "user": {"id": "u"}},
+        {"type": "chat", "user": {"id": "u"}, "text": "ts as float", "ts": 1.5},
+        chat("ok 1"),
+    ]
+    answer = await ingest.post("/events", json=batch)
+    assert answer.status_code == 202
+    body = answer.json()
+    assert body["accepted"] == 2
+    assert [(r["index"], r["error"]) for r in body["rejected"]] == [
+        (1, "text_too_long"),
+        (2, "unknown_type"),
+        (3, "order_amount_not_integer"),
+        (4, "user_id_invalid"),
+        (5, "type_missing"),
+        (6, "event_not_object"),
+        (7, "count_out_of_range"),
+        (8, "text_missing"),
+        (9, "product_id_missing"),
+        (10, "ts_not_integer"),
+    ]
+    assert all(r["detail"] for r in body["rejected"])
+    assert [e["text"] for e in await stored_events(redis, room)] == ["ok 0", "ok 1"]
+
+
+async def test_the_same_id_is_accepted_once(
+    ingest: httpx.AsyncClient, redis: Redis, room: str
+) -> None:
+    first = await ingest.post(
+        "/events", json=[chat("a", event_id="e-1"), chat("b", event_id="e-2")]
+    )
+    assert first.json()["accepted"] == 2
+    again = await ingest.post(
+        "/events",
+        json=[chat("a", event_id="e-1"), chat("c", event_id="e-3"), chat("c", event_id="e-3")],
+    )
+    assert again.json() == {"accepted": 1, "duplicates": 2, "rejected": []}
+    assert [e["text"] for e in await stored_events(redis, room)] == ["a", "b", "c"]
+
+
+async def test_concurrent_duplicates_are_accepted_exactly_once(
+    ingest: httpx.AsyncClient, redis: Redis, room: str
+) -> None:
+    answers = await asyncio.gather(
+        *(ingest.post("/events", json=chat("same", event_id="dup-1")) for _ in range(20))
+    )
+    assert sum(a.json()["accepted"] for a in answers) == 1
+    assert sum(a.json()["duplicates"] for a in answers) == 19
+    assert len(await stored_events(redis, room)) == 1
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "error"),
+    [
+        (b"{not json", 400, "invalid_json"),
+        (b"\xff\xfe", 400, "invalid_json"),
+        (b"", 400, "invalid_json"),
+        (b"42", 400, "invalid_body"),
+        (b"[]", 400, "invalid_body"),
+        (codec.dumps([chat("x")] * 1001), 413, "too_many_events"),
+        (b"[" + b" " * (1024 * 1024) + b"]", 413, "body_too_large"),
+    ],
+)
+async def test_a_body_that_is_not_a_batch_is_refused_whole(
+    ingest: httpx.AsyncClient, redis: Redis, room: str, body: bytes, status: int, error: str
+) -> None:
+    await ingest.post("/events", json=chat("kept"))
+    answer = await ingest.post(
+        "/events", content=body, headers={"content-type": "application/json"}
+    )
+    assert answer.status_code == status
+    assert answer.json()["error"] == error
+    assert answer.json()["detail"]
+    assert [e["text"] for e in await stored_events(redis, room)] == ["kept"]
+
+
+async def test_a_chunked_body_is_cut_off_at_the_limit(ingest: httpx.AsyncClient) -> None:
+    async def chunks() -> AsyncIterator[bytes]:
+        yield b"["
+        for _ in range(300):
+            yield b" " * 4096  # 1.2 MiB in all, with no Content-Length to go by
+
+    answer = await ingest.post("/events", content=chunks())
+    assert answer.status_code == 413
+    assert answer.json()["error"] == "body_too_large"
+
+
+async def test_events_for_an_unknown_room_are_refused(stack: Stack) -> None:
+    room = unique("nowhere")
+    async with httpx.AsyncClient(base_url=stack.base_url) as client:
+        answer = await client.post(
+            f"/v1/rooms/{room}/events", json=chat("x"), headers=stack.headers(Role.INGEST, [room])
+        )
+    assert answer.status_code == 404
+    assert answer.json()["error"] == "room_not_found"
+
+
+async def test_websocket_ingest_acks_every_frame_and_survives_bad_ones(
+    stack: Stack, redis: Redis, room: str
+) -> None:
+    url = f"{stack.ws_url}/v1/rooms/{room}/ingest?token={stack.token(Role.INGEST, [room])}"
+    async with connect(url) as socket:
+        await socket.send(codec.dumps_str(chat("one")))
+        assert codec.loads(await socket.recv()) == {
+            "type": "ack",
+            "accepted": 1,
+            "duplicates": 0,
+            "rejected": [],
+        }
+
+        await socket.send("{broken")
+        assert codec.loads(await socket.recv())["error"] == "invalid_json"
+
+        await socket.send(b"\x00binary")
+        assert codec.loads(await socket.recv())["error"] == "binary_frame"
+
+        await socket.send('["' + "x" * (1024 * 1024 + 10) + '"]')
+        assert codec.loads(await socket.recv())["error"] == "frame_too_large"
+
+        await socket.send(
+            codec.dumps_str([chat("two"), {"type": "chat", "user": {"id": "u"}, "text": ""}])
+        )
+        ack = codec.loads(await socket.recv())
+        assert ack["accepted"] == 1
+        assert ack["rejected"] == [
+            {"index": 1, "error": "text_too_short", "detail": ack["rejected"][0]["detail"]}
+        ]
+
+    assert [e["text"] for e in await stored_events(redis, room)] == ["one", "two"]
+
+
+async def test_a_frame_past_the_protocol_cap_closes_only_that_socket(
+    stack: Stack, room: str
+) -> None:
+    url = f"{stack.ws_url}/v1/rooms/{room}/ingest?token={stack.token(Role.INGEST, [room])}"
+    async with connect(url, max_size=None) as bystander, connect(url, max_size=None) as hostile:
+        await hostile.send("x" * (5 * 1024 * 1024))
+        await hostile.wait_closed()
+        assert hostile.close_code == 1009
+        await bystander.send(codec.dumps_str(chat("still here")))
+        assert codec.loads(await bystander.recv())["accepted"] == 1

@@ -1,0 +1,163 @@
+"""Workers: every accepted event archived exactly once, even across a kill -9 mid-batch."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from typing import Any
+
+import httpx
+from redis.asyncio import Redis
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import NullPool
+
+from livectl.auth.tokens import Role
+from livectl.bus.consumer import Entry, StreamConsumer
+from livectl.bus.keys import ROOMS, RoomKeys
+from livectl.config import Settings
+from livectl.ingest.appender import Appender
+from livectl.ingest.validation import parse_batch
+from livectl.kit import codec
+from tests.conftest import Stack, chat, unique, wait_for, xrange
+
+
+async def archived(database_url: str, room: str) -> tuple[int, int]:
+    """(rows, distinct event ids) archived for the room."""
+    engine = create_async_engine(database_url, poolclass=NullPool)
+    try:
+        async with engine.connect() as connection:
+            row = (
+                await connection.execute(
+                    text(
+                        "SELECT count(*), count(DISTINCT event_id) FROM events"
+                        " WHERE room_id = :room"
+                    ),
+                    {"room": room},
+                )
+            ).one()
+            return int(row[0]), int(row[1])
+    finally:
+        await engine.dispose()
+
+
+async def test_posted_events_are_archived_once(stack: Stack, room: str) -> None:
+    async with httpx.AsyncClient(
+        base_url=stack.base_url, headers=stack.headers(Role.INGEST, [room])
+    ) as client:
+        await client.post(f"/v1/rooms/{room}/events", json=[chat(f"m{i}") for i in range(100)])
+        await client.post(
+            f"/v1/rooms/{room}/events", json=[chat(f"id{i}", event_id=f"e{i}") for i in range(10)]
+        )
+        await client.post(
+            f"/v1/rooms/{room}/events", json=[chat(f"id{i}", event_id=f"e{i}") for i in range(10)]
+        )
+
+    async def all_archived() -> bool:
+        return await archived(stack.database_url, room) == (110, 110)
+
+    await wait_for(all_archived)
+
+
+async def test_a_worker_killed_mid_batch_loses_nothing_and_archives_nothing_twice(
+    stack: Stack, redis: Redis
+) -> None:
+    # Its own Redis database keeps the session's worker out of this room: only the workers
+    # started here consume it.
+    redis_url = stack.redis_url.rsplit("/", 1)[0] + "/7"
+    env = {**stack.env, "LIVECTL_REDIS_URL": redis_url, "LIVECTL_WORKER_BATCH": "20"}
+    room = unique("crash")
+    settings = Settings(redis_url=redis_url, database_url=stack.database_url, secret="s" * 48)
+    scratch = Redis.from_url(redis_url)
+    appender = Appender(scratch, settings)
+    total = 0
+    # 400 entries of 50 events, archived 20 entries (1,000 rows) per transaction.
+    for start in range(0, 20_000, 50):
+        batch = parse_batch(
+            codec.dumps([chat(f"m{start + i}") for i in range(50)]), max_events=1000
+        )
+        await appender.append(room, batch)
+        total += 50
+    await scratch.sadd(ROOMS, room)
+
+    victim = stack.spawn("victim", "worker", "--group", "archive", env=env)
+
+    async def some_archived() -> bool:
+        rows, _ = await archived(stack.database_url, room)
+        return 0 < rows < total
+
+    await wait_for(some_archived, timeout=30, interval=0.02)
+    os.kill(victim.pid, signal.SIGKILL)
+    victim.wait()
+    pending = await scratch.xpending(RoomKeys(room).events, "archive")
+    assert pending["pending"] > 0, "the kill should land while a batch is in hand"
+
+    survivor = stack.spawn("survivor", "worker", "--group", "archive", env=env)
+    try:
+
+        async def everything_archived() -> bool:
+            return await archived(stack.database_url, room) == (total, total)
+
+        await wait_for(everything_archived, timeout=60)
+
+        async def nothing_pending() -> bool:
+            info = await scratch.xpending(RoomKeys(room).events, "archive")
+            return int(info["pending"]) == 0
+
+        await wait_for(nothing_pending, timeout=10)
+    finally:
+        survivor.terminate()
+        survivor.wait()
+        await scratch.delete(RoomKeys(room).events)
+        await scratch.srem(ROOMS, room)
+        await scratch.aclose()
+
+
+async def test_a_poison_entry_is_dead_lettered_and_the_rest_flow(stack: Stack) -> None:
+    redis_url = stack.redis_url.rsplit("/", 1)[0] + "/8"
+    settings = Settings(
+        redis_url=redis_url,
+        database_url=stack.database_url,
+        secret="s" * 48,
+        reclaim_idle_ms=50,
+        reclaim_every_ms=50,
+        worker_block_ms=50,
+        room_scan_ms=50,
+        max_deliveries=2,
+    )
+    client = Redis.from_url(redis_url)
+    room = unique("poison")
+    stream = RoomKeys(room).events
+    await client.xadd(stream, {"e": codec.dumps([chat("fine")])})
+    await client.xadd(stream, {"e": b"[{not json"})
+    await client.xadd(stream, {"e": codec.dumps([chat("also fine")])})
+    await client.sadd(ROOMS, room)
+    handled: dict[str, str] = {}  # entry id -> text: delivery is at-least-once
+
+    async def handler(_: str, entries: Any) -> None:
+        for entry in entries:
+            assert isinstance(entry, Entry)
+            (event,) = codec.loads(entry.fields[b"e"])
+            handled[entry.id] = event["text"]
+
+    stop = asyncio.Event()
+    consumer = StreamConsumer(client, settings, group="test", handler=handler, name="t1")
+    task = asyncio.create_task(consumer.run(stop))
+    try:
+
+        async def parked() -> bool:
+            return int(await client.xlen(RoomKeys(room).dead_letters)) == 1
+
+        await wait_for(parked, timeout=10)
+    finally:
+        stop.set()
+        await task
+    assert sorted(handled.values()) == ["also fine", "fine"]
+    dead = await xrange(client, RoomKeys(room).dead_letters)
+    assert dead[0][1][b"e"] == b"[{not json"
+    assert dead[0][1][b"group"] == b"test"
+    assert int((await client.xpending(stream, "test"))["pending"]) == 0
+    await client.delete(stream, RoomKeys(room).dead_letters)
+    await client.srem(ROOMS, room)
+    await client.aclose()
