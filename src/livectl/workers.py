@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from livectl.archive.worker import GROUP as ARCHIVE
 from livectl.archive.worker import Archiver
 from livectl.bus.consumer import Handler, StreamConsumer, consumer_name
+from livectl.bus.tick import RoomTicker, TickHandler
 from livectl.config import Settings
 from livectl.console.worker import GROUP as CONSOLE_RELAY
 from livectl.console.worker import ConsoleRelay
@@ -16,10 +17,14 @@ from livectl.resources import Resources, open_resources
 
 log = logging.getLogger("livectl.worker")
 
+# Each concern is a consumer group over every room's event stream.
 CONCERNS: dict[str, Callable[[Resources], Handler]] = {
     ARCHIVE: lambda resources: Archiver(resources.sessionmaker).handle,
     CONSOLE_RELAY: lambda resources: ConsoleRelay(resources.publisher).handle,
 }
+
+# Run on every live room once a second, by whichever worker holds that room's tick lease.
+TICKS: list[Callable[[Resources], TickHandler]] = []
 
 
 async def run_workers(settings: Settings, groups: Sequence[str], stop: asyncio.Event) -> None:
@@ -38,6 +43,7 @@ async def run_workers(settings: Settings, groups: Sequence[str], stop: asyncio.E
             )
             for group in groups
         ]
+        ticker = RoomTicker(resources.redis, [make(resources) for make in TICKS], holder=name)
         log.info("worker %s running %s", name, ", ".join(groups))
-        await asyncio.gather(*(consumer.run(stop) for consumer in consumers))
+        await asyncio.gather(*(consumer.run(stop) for consumer in consumers), ticker.run(stop))
         log.info("worker %s stopped", name)

@@ -51,6 +51,10 @@ class RoomKeys:
     def pin(self) -> str:
         return f"{self._prefix}:pin"
 
+    @property
+    def tick_lease(self) -> str:
+        return f"{self._prefix}:tick"
+
     def once(self, token: str) -> str:
         return f"{self._prefix}:once:{token}"
 

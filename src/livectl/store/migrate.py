@@ -25,6 +25,6 @@ def alembic_config(database_url: str) -> Config:
     return config
 
 
-def upgrade(database_url: str, revision: str = "head") -> None:
+def upgrade(database_url: str, revision: str = "heads") -> None:
     """Blocking (Alembic runs its own event loop): call before starting yours."""
     command.upgrade(alembic_config(database_url), revision)
