@@ -62,13 +62,15 @@ class Settings(BaseSettings):
         if self.secret:
             return self.secret
         path = self.data_dir / "secret"
-        if path.exists():
-            return path.read_text().strip()
         path.parent.mkdir(parents=True, exist_ok=True)
-        value = secrets.token_urlsafe(48)
-        path.write_text(value)
-        path.chmod(0o600)
-        return value
+        try:
+            # Exclusive create: gateway processes starting together must agree on one secret.
+            with path.open("x") as created:
+                path.chmod(0o600)
+                created.write(secrets.token_urlsafe(48))
+        except FileExistsError:
+            pass
+        return path.read_text().strip()
 
     @property
     def base_url(self) -> str:

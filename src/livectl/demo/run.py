@@ -31,7 +31,8 @@ async def prepare_room(client: httpx.AsyncClient) -> None:
     started = await client.post(f"/v1/rooms/{room}/start")
     if started.status_code == 409:
         log.warning(
-            "the demo room has ended; its events are still archived, but it takes no new ones"
+            "the demo room has ended: its traffic is still stored but it is no longer live; "
+            "remove the data directory to start a fresh demo"
         )
     else:
         started.raise_for_status()
