@@ -7,13 +7,13 @@ import time
 import httpx
 import jwt
 import pytest
-from tests.conftest import Stack, create_room
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
 from livectl.auth.tokens import ALGORITHM, Role, issue_token, parse_ttl, role_allows, verify_token
 from livectl.errors import Unauthorized
 from livectl.kit import codec
+from tests.conftest import Stack, create_room
 
 ROLES = list(Role)
 

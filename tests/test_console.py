@@ -9,11 +9,11 @@ import socket
 import struct
 
 import httpx
-from tests.conftest import Stack, chat, open_console, wait_for
 from websockets.asyncio.client import connect
 
 from livectl.auth.tokens import Role
 from livectl.kit import codec
+from tests.conftest import Stack, chat, open_console, wait_for
 
 
 async def post_chats(stack: Stack, room: str, texts: list[str]) -> None:

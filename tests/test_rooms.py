@@ -6,6 +6,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from tests.conftest import PRODUCTS, create_room, unique
 
 
