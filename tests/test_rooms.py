@@ -7,6 +7,7 @@ from typing import Any
 import httpx
 import pytest
 
+from livectl.rooms.rules import RoomAction, RoomEnded, RoomNotLive, next_status
 from tests.conftest import PRODUCTS, create_room, unique
 
 
@@ -133,3 +134,24 @@ async def test_health_and_metrics(admin: httpx.AsyncClient) -> None:
     assert (await admin.get("/readyz")).json() == {"status": "ready"}
     metrics = await admin.get("/metrics")
     assert "livectl_events_accepted_total" in metrics.text
+
+
+@pytest.mark.parametrize(
+    ("current", "action", "expected"),
+    [
+        ("created", "start", "live"),
+        ("live", "start", None),
+        ("live", "end", "ended"),
+        ("ended", "end", None),
+    ],
+)
+def test_room_lifecycle_rules(current: str, action: RoomAction, expected: str | None) -> None:
+    assert next_status(current, action) == expected
+
+
+@pytest.mark.parametrize(
+    ("current", "action", "error"), [("ended", "start", RoomEnded), ("created", "end", RoomNotLive)]
+)
+def test_room_lifecycle_conflicts(current: str, action: RoomAction, error: type[Exception]) -> None:
+    with pytest.raises(error):
+        next_status(current, action)

@@ -6,7 +6,8 @@ from fastapi import APIRouter, Body
 
 from livectl.auth.dependencies import Assistant, Controller, Host, Player
 from livectl.kit.ids import ProductIdPath, RoomIdPath
-from livectl.resources import Deps
+from livectl.resources import Deps, Resources
+from livectl.rooms.rules import RoomAction
 from livectl.rooms.schemas import PinOut, ProductIn, ProductOut, RoomCreate, RoomOut
 from livectl.rooms.service import RoomService
 from livectl.store.engine import transaction
@@ -27,17 +28,20 @@ async def get_room(room: RoomIdPath, _: Host, deps: Deps) -> RoomOut:
 
 @router.post("/{room}/start")
 async def start_room(room: RoomIdPath, _: Controller, deps: Deps) -> RoomOut:
-    service = RoomService(deps)
-    async with transaction(deps.sessionmaker) as tx:
-        await service.start(tx, room)
-    return (await service.cache.state(room)).room
+    """Go live (idempotent; 409 room_ended once the live has ended)."""
+    return await _transition(deps, room, "start")
 
 
 @router.post("/{room}/end")
 async def end_room(room: RoomIdPath, _: Controller, deps: Deps) -> RoomOut:
+    """End the live (idempotent; 409 room_not_live before it started)."""
+    return await _transition(deps, room, "end")
+
+
+async def _transition(deps: Resources, room: str, action: RoomAction) -> RoomOut:
     service = RoomService(deps)
     async with transaction(deps.sessionmaker) as tx:
-        await service.end(tx, room)
+        await service.transition(tx, room, action)
     return (await service.cache.state(room)).room
 
 

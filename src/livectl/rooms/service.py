@@ -15,7 +15,6 @@ from livectl.auth.tokens import Principal
 from livectl.bus.keys import ROOMS, Channel, RoomKeys
 from livectl.bus.publish import Message
 from livectl.errors import (
-    Conflict,
     Forbidden,
     ProductNotFound,
     RoomExists,
@@ -27,6 +26,7 @@ from livectl.kit.clock import now_ms
 from livectl.resources import Resources
 from livectl.rooms import repository
 from livectl.rooms.models import Product, Room
+from livectl.rooms.rules import RoomAction, next_status
 from livectl.rooms.schemas import PinOut, ProductIn, ProductOut, RoomCreate, RoomOut
 from livectl.store.engine import Transaction
 
@@ -39,14 +39,6 @@ if tonumber(ARGV[1]) > current then
 end
 return 0
 """
-
-
-class RoomEnded(Conflict):
-    code = "room_ended"
-
-
-class RoomNotLive(Conflict):
-    code = "room_not_live"
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,23 +134,18 @@ class RoomService:
         tx.after_commit(lambda: self._announce_status(room.id))
         return _room_out(room, None, 0)
 
-    async def start(self, tx: Transaction, room_id: str) -> None:
+    async def transition(self, tx: Transaction, room_id: str, action: RoomAction) -> None:
         room = await self._locked(tx, room_id)
-        if room.status == "ended":
-            raise RoomEnded("this live has ended; create a new room for the next one")
-        if room.status == "created":
-            room.status, room.started_at = "live", now_ms()
-            room.version += 1
-            tx.after_commit(lambda: self._announce_status(room_id))
-
-    async def end(self, tx: Transaction, room_id: str) -> None:
-        room = await self._locked(tx, room_id)
-        if room.status == "created":
-            raise RoomNotLive("the room has not gone live")
-        if room.status == "live":
-            room.status, room.ended_at = "ended", now_ms()
-            room.version += 1
-            tx.after_commit(lambda: self._announce_status(room_id))
+        status = next_status(room.status, action)
+        if status is None:
+            return
+        room.status = status
+        if status == "live":
+            room.started_at = now_ms()
+        else:
+            room.ended_at = now_ms()
+        room.version += 1
+        tx.after_commit(lambda: self._announce_status(room_id))
 
     async def set_products(self, tx: Transaction, room_id: str, products: list[ProductIn]) -> None:
         ids = [p.id for p in products]
