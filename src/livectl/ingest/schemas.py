@@ -44,48 +44,42 @@ class OrderInfo(TypedDict):
 
 
 @with_config(_STRICT)
-class ChatEvent(TypedDict):
-    type: Literal["chat"]
+class _EventFields(TypedDict):
+    """What every event carries; each type below adds its tag and its own fields."""
+
     id: NotRequired[Identifier | None]
     ts: NotRequired[Millis | None]
     user: Viewer
+
+
+@with_config(_STRICT)
+class ChatEvent(_EventFields):
+    type: Literal["chat"]
     text: ChatText
 
 
 @with_config(_STRICT)
-class LikeEvent(TypedDict):
+class LikeEvent(_EventFields):
     type: Literal["like"]
-    id: NotRequired[Identifier | None]
-    ts: NotRequired[Millis | None]
-    user: Viewer
     count: NotRequired[Count]
 
 
 @with_config(_STRICT)
-class ProductEvent(TypedDict):
+class ProductEvent(_EventFields):
     type: Literal["click", "cart"]
-    id: NotRequired[Identifier | None]
-    ts: NotRequired[Millis | None]
-    user: Viewer
     product_id: Identifier
 
 
 @with_config(_STRICT)
-class OrderEvent(TypedDict):
+class OrderEvent(_EventFields):
     type: Literal["order"]
-    id: NotRequired[Identifier | None]
-    ts: NotRequired[Millis | None]
-    user: Viewer
     product_id: NotRequired[Identifier | None]
     order: OrderInfo
 
 
 @with_config(_STRICT)
-class ViewerEvent(TypedDict):
+class ViewerEvent(_EventFields):
     type: Literal["enter", "leave", "follow", "share"]
-    id: NotRequired[Identifier | None]
-    ts: NotRequired[Millis | None]
-    user: Viewer
 
 
 Event = Annotated[
