@@ -9,9 +9,12 @@ import socket
 import struct
 
 import httpx
+from redis.asyncio import Redis
 from websockets.asyncio.client import connect
 
 from livectl.auth.tokens import Role
+from livectl.bus.publish import Message, Publisher
+from livectl.config import Settings
 from livectl.kit import codec
 from tests.conftest import Stack, chat, open_console, wait_for
 
@@ -228,3 +231,32 @@ async def test_a_console_that_never_reads_is_closed_with_4008_and_others_keep_up
     assert code in (4008, None)  # 4008 if the close frame fit in; cut off (reset) if not
     stalled.close()
     await reader.socket.close()
+
+
+async def test_staff_only_messages_never_reach_the_host_view(
+    stack: Stack, room: str, redis: Redis
+) -> None:
+    host = await open_console(stack, room, role=Role.HOST)
+    assistant = await open_console(stack, room, role=Role.ASSISTANT)
+    start = (await host.next_of("snapshot"))["seq"]
+    await assistant.next_of("snapshot")
+    publisher = Publisher(redis, Settings(secret="s" * 48))
+    await publisher.publish(
+        room,
+        [
+            Message("chat", {"text": "for staff"}, staff_only=True),
+            Message("chat", {"text": "for all"}),
+        ],
+    )
+    assert [m["data"]["text"] for m in await assistant.collect(2)] == ["for staff", "for all"]
+    assert (await host.next_of("chat"))["data"]["text"] == "for all"
+
+    resumed_host = await open_console(stack, room, role=Role.HOST, since=start)
+    resumed_assistant = await open_console(stack, room, role=Role.ASSISTANT, since=start)
+    assert [m["data"]["text"] for m in await resumed_assistant.collect(2)] == [
+        "for staff",
+        "for all",
+    ]
+    assert (await resumed_host.next_of("chat"))["data"]["text"] == "for all"
+    for console in (host, assistant, resumed_host, resumed_assistant):
+        await console.socket.close()

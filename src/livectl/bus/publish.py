@@ -20,20 +20,26 @@ from livectl.kit.clock import now_ms
 
 # KEYS: stream, seq counter, clock (zset of the first seq of each second, scored by second),
 #       optionally a marker that makes the call happen once
-# ARGV: now_ms, history_min, history_ms, history_max, marker ttl ms, then (type, data) pairs
+# ARGV: now_ms, history_min, history_ms, history_max, marker ttl ms, then (type, data,
+#       staff-only flag) triples; a staff-only entry carries s=1 so fan-out can skip it for
+#       host views without parsing the envelope
 _PUBLISH = """
 if KEYS[4] and not redis.call('SET', KEYS[4], '1', 'NX', 'PX', ARGV[5]) then
   return -1
 end
 local now = ARGV[1]
-local count = (#ARGV - 5) / 2
+local count = (#ARGV - 5) / 3
 local last = redis.call('INCRBY', KEYS[2], count)
 local seq = last - count
-for i = 6, #ARGV, 2 do
+for i = 6, #ARGV, 3 do
   seq = seq + 1
   local frame = '{"seq":' .. seq .. ',"type":"' .. ARGV[i] .. '","ts":' .. now ..
                 ',"data":' .. ARGV[i + 1] .. '}'
-  redis.call('XADD', KEYS[1], seq .. '-0', 'f', frame)
+  if ARGV[i + 2] == '1' then
+    redis.call('XADD', KEYS[1], seq .. '-0', 'f', frame, 's', '1')
+  else
+    redis.call('XADD', KEYS[1], seq .. '-0', 'f', frame)
+  end
 end
 local second = math.floor(tonumber(now) / 1000)
 if #redis.call('ZRANGEBYSCORE', KEYS[3], second, second, 'LIMIT', 0, 1) == 0 then
@@ -66,6 +72,8 @@ _ONCE_TTL_MS = 3_600_000
 class Message:
     type: str
     data: Any
+    # For assistants and up only (a hidden chat message): never sent to a host view.
+    staff_only: bool = False
 
 
 class Publisher:
@@ -115,7 +123,7 @@ class Publisher:
             _ONCE_TTL_MS,
         ]
         for message in messages:
-            args += (message.type, codec.dumps(message.data))
+            args += (message.type, codec.dumps(message.data), int(message.staff_only))
         return args
 
 

@@ -7,7 +7,7 @@ from fastapi import APIRouter, WebSocket
 
 from livectl import metrics
 from livectl.auth.dependencies import authorize_socket, refuse_socket
-from livectl.auth.tokens import Role
+from livectl.auth.tokens import Role, role_allows
 from livectl.bus.keys import Channel
 from livectl.console.hub import Hub
 from livectl.console.session import ChannelSession
@@ -34,7 +34,8 @@ def _since(websocket: WebSocket) -> int | None:
 async def _serve(
     websocket: WebSocket, room: str, channel: Channel, required: Role, snapshot: SnapshotBuilder
 ) -> None:
-    if await authorize_socket(websocket, required, room) is None:
+    principal = await authorize_socket(websocket, required, room)
+    if principal is None:
         return
     resources = socket_resources(websocket)
     try:
@@ -52,6 +53,8 @@ async def _serve(
         room=room,
         channel=channel,
         batch=websocket.query_params.get("batch") in ("1", "true"),
+        # Hidden chat and other staff-only messages reach assistants and up, never a host view.
+        staff=channel is Channel.CONSOLE and role_allows(principal.role, Role.ASSISTANT),
         snapshot=lambda: snapshot(resources, room),
     )
     metrics.SOCKETS_OPEN.labels(channel.value).inc()

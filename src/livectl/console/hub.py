@@ -13,6 +13,7 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Sequence
+from typing import NamedTuple
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -24,14 +25,23 @@ from livectl.kit import codec
 
 log = logging.getLogger("livectl.console")
 
-Frame = tuple[int, str]  # (seq, envelope text)
+
+class Frame(NamedTuple):
+    seq: int
+    text: str  # the envelope, encoded once for every socket
+    staff_only: bool
+
+
+def frame_of(entry_id: bytes, fields: dict[bytes, bytes]) -> Frame:
+    return Frame(seq_of(entry_id), fields[b"f"].decode(), b"s" in fields)
 
 
 class Subscriber:
-    __slots__ = ("_limit", "frames", "overflowed", "ready")
+    __slots__ = ("_limit", "frames", "overflowed", "ready", "staff")
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, *, staff: bool) -> None:
         self._limit = limit
+        self.staff = staff
         self.frames: deque[Frame] = deque()
         self.overflowed = False
         self.ready = asyncio.Event()
@@ -73,12 +83,15 @@ class _ChannelReader:
                 await asyncio.sleep(0.5)
                 continue
             for _, entries in reply or ():
-                frames = [(seq_of(entry_id), fields[b"f"].decode()) for entry_id, fields in entries]
+                frames = [frame_of(entry_id, fields) for entry_id, fields in entries]
                 self._last_id = codec.text(entries[-1][0])
                 self._dispatch(frames)
 
     def _dispatch(self, frames: list[Frame]) -> None:
-        overflowed = [sub for sub in self.subscribers if not sub.offer(frames)]
+        public = [frame for frame in frames if not frame.staff_only]
+        overflowed = [
+            sub for sub in self.subscribers if not sub.offer(frames if sub.staff else public)
+        ]
         for sub in overflowed:
             self.subscribers.discard(sub)
             metrics.SOCKETS_OVERFLOWED.inc()

@@ -12,7 +12,7 @@ from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from livectl.bus.keys import Channel, RawEntry, RoomKeys
 from livectl.bus.publish import seq_of
-from livectl.console.hub import Frame, Hub, Subscriber
+from livectl.console.hub import Frame, Hub, Subscriber, frame_of
 from livectl.kit import codec
 from livectl.kit.clock import now_ms
 from livectl.resources import Resources
@@ -36,6 +36,7 @@ class ChannelSession:
         room: str,
         channel: Channel,
         batch: bool,
+        staff: bool,
         snapshot: Snapshot,
     ) -> None:
         self._ws = websocket
@@ -46,7 +47,7 @@ class ChannelSession:
         self._keys = RoomKeys(room)
         self._batch = batch
         self._snapshot = snapshot
-        self._subscriber = Subscriber(resources.settings.console_queue_frames)
+        self._subscriber = Subscriber(resources.settings.console_queue_frames, staff=staff)
 
     async def run(self, since: int | None) -> None:
         await self._hub.subscribe(self._room, self._channel, self._subscriber)
@@ -84,7 +85,8 @@ class ChannelSession:
             if not entries or seq_of(entries[0][0]) != expected:
                 # Trimmed away while we looked, or long gone: the gap cannot be filled.
                 return await self._reset("history_gap", latest)
-            await self._send([fields[b"f"].decode() for _, fields in entries])
+            frames = [frame_of(entry_id, fields) for entry_id, fields in entries]
+            await self._send([f.text for f in frames if self._subscriber.staff or not f.staff_only])
             expected = seq_of(entries[-1][0]) + 1
             if len(entries) < _HISTORY_PAGE:
                 return expected - 1
@@ -110,9 +112,9 @@ class ChannelSession:
             if subscriber.overflowed:
                 return
             frames: list[Frame] = subscriber.take()
-            texts = [text for seq, text in frames if seq > last_sent]
+            texts = [frame.text for frame in frames if frame.seq > last_sent]
             if texts:
-                last_sent = frames[-1][0]
+                last_sent = frames[-1].seq
                 await self._send(texts)
 
     async def _send(self, texts: list[str]) -> None:
