@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import orjson
 from redis import Redis
+from sqlalchemy.exc import SQLAlchemyError
 
 from livectl.auth.tokens import Role
-from livectl.bus.keys import ROOMS, RoomKeys
+from livectl.bus.keys import ROOMS, RawEntry, RoomKeys
 from livectl.ingest.appender import parse_indexes
 from livectl.ingest.entries import entry_ms
 from livectl.kit import codec
@@ -22,7 +24,16 @@ from loadtest import consoles, load
 from loadtest.consoles import ConsoleResult, PacerResult
 from loadtest.load import LoadResult, Window
 from loadtest.pool import ClientPool, Job, Launch
-from loadtest.stack import Api, Child, Gateway, cpu_seconds, rss_kib, scalar_sql
+from loadtest.stack import (
+    Api,
+    Child,
+    Gateway,
+    cpu_seconds,
+    machine_cpu_seconds,
+    process_tree,
+    rss_kib,
+    scalar_sql,
+)
 
 log = logging.getLogger("loadtest")
 
@@ -46,7 +57,7 @@ _CHAT_TEXTS = (
 
 
 def chat_event(i: int) -> dict[str, Any]:
-    """A typical chat event (~130 bytes of JSON), without id: dedupe is not what is measured."""
+    """A typical chat event (~110 bytes of JSON), without id: dedupe is not what is measured."""
     return {
         "type": "chat",
         "user": {"id": f"u{i}", "name": f"观众{i}", "level": i % 20},
@@ -76,7 +87,9 @@ class Bench:
 
     redis: Redis
     database_url: str
+    # Local server processes whose CPU is accounted (None: not on this machine or unknown).
     redis_pid: int | None
+    postgres_pid: int | None
     clients: ClientPool
     profile: Profile
     run_id: str
@@ -101,11 +114,13 @@ class Bench:
 
 
 class CpuWatch:
-    """CPU used by groups of processes between ``begin`` and ``stop``, in cores."""
+    """CPU used between ``begin`` and ``stop``, in cores: by each group of the bench's processes,
+    by the whole machine, and by everything else on it (other users' work, steal)."""
 
     def __init__(self, groups: dict[str, Callable[[], Sequence[int]]]) -> None:
         self._groups = groups
         self._before: dict[str, float] = {}
+        self._machine_before = (0.0, 0.0)
         self._started = 0.0
         self.cpu: dict[str, float] = {}
         self.stopped = False
@@ -113,21 +128,29 @@ class CpuWatch:
     def begin(self) -> None:
         self._started = time.monotonic()
         self._before = {name: cpu_seconds(pids()) for name, pids in self._groups.items()}
+        self._machine_before = machine_cpu_seconds()
 
     def stop(self) -> None:
         elapsed = time.monotonic() - self._started
-        self.cpu = {
-            name: round((cpu_seconds(pids()) - self._before[name]) / elapsed, 2)
+        cpu = {
+            name: (cpu_seconds(pids()) - self._before[name]) / elapsed
             for name, pids in self._groups.items()
         }
+        busy, steal = machine_cpu_seconds()
+        machine = (busy - self._machine_before[0]) / elapsed
+        cpu["other"] = max(0.0, machine - sum(cpu.values()))
+        cpu["machine"] = machine
+        cpu["steal"] = (steal - self._machine_before[1]) / elapsed
+        self.cpu = {name: round(cores, 2) for name, cores in cpu.items()}
         self.stopped = True
 
 
-def _server_groups(bench: Bench, gateway: Gateway) -> dict[str, Callable[[], Sequence[int]]]:
+def _groups(bench: Bench, gateway: Gateway) -> dict[str, Callable[[], Sequence[int]]]:
     groups: dict[str, Callable[[], Sequence[int]]] = {"gateway": gateway.pids}
-    redis_pid = bench.redis_pid
-    if redis_pid is not None:
-        groups["redis"] = lambda: [redis_pid]
+    for name, pid in (("redis", bench.redis_pid), ("postgres", bench.postgres_pid)):
+        if pid is not None:
+            groups[name] = functools.partial(process_tree, pid)
+    groups["clients"] = bench.clients.pids
     return groups
 
 
@@ -171,6 +194,9 @@ class IngestFigure:
     error_count: int
     errors: list[str]
     cpu_cores: dict[str, float]
+    # Gateway CPU time per accepted event: unlike the rate, barely moved by other load on the
+    # machine, so it is the figure to compare across runs and code changes.
+    gateway_us_per_event: float
 
 
 def measure_ingest(bench: Bench, gateway: Gateway, api: Api, kind: IngestKind) -> IngestFigure:
@@ -179,59 +205,39 @@ def measure_ingest(bench: Bench, gateway: Gateway, api: Api, kind: IngestKind) -
     api.live_room(room)
     token = api.token(Role.INGEST, room)
     window = bench.profile.window
-    jobs: list[Job]
-    if kind.rest:
-        body = chat_batch(kind.events_per_answer)
-        jobs = [
-            (
-                load.rest_load,
-                load.RestLoad(
-                    gateway.base_url,
-                    f"/v1/rooms/{room}/events",
-                    token,
-                    body,
-                    kind.connections_per_process,
-                    window,
-                ),
-            )
-            for _ in range(LOAD_PROCESSES)
-        ]
-    else:
-        host, port = gateway.host, gateway.port
+    if kind.events_per_answer > 1:
+        # Different viewers in every payload, like several bridges' batches.
         payloads = tuple(
             chat_batch(kind.events_per_answer, offset=i * kind.events_per_answer)
-            if kind.events_per_answer > 1
-            else orjson.dumps(chat_event(i))
-            for i in range(min(kind.connections_per_process, 50))
+            for i in range(min(kind.connections_per_process, 4))
         )
-        jobs = [
-            (
-                load.socket_load,
-                load.SocketLoad(
-                    host,
-                    port,
-                    f"/v1/rooms/{room}/ingest?token={token}",
-                    payloads,
-                    kind.events_per_answer,
-                    kind.connections_per_process,
-                    kind.in_flight,
-                    window,
-                ),
-            )
-            for _ in range(LOAD_PROCESSES)
-        ]
+    else:
+        payloads = tuple(orjson.dumps(chat_event(i)) for i in range(50))
+    path = f"/v1/rooms/{room}/events" if kind.rest else f"/v1/rooms/{room}/ingest?token={token}"
+    spec = load.IngestLoad(
+        gateway.host,
+        gateway.port,
+        path,
+        token,
+        kind.rest,
+        payloads,
+        kind.events_per_answer,
+        kind.connections_per_process,
+        kind.in_flight,
+        window,
+    )
+    jobs: list[Job] = [(load.ingest_load, spec)] * LOAD_PROCESSES
     log.info("ingest %s, gateway with %d processes ...", kind.label, processes)
     launch = bench.clients.launch(jobs, ready_timeout_s=_READY_TIMEOUT_S)
     go = launch.go()
     start, end = window.bounds(go)
-    watch = CpuWatch(_server_groups(bench, gateway))
+    watch = CpuWatch(_groups(bench, gateway))
     _sleep_until(start)
     watch.begin()
     _sleep_until(end)
     watch.stop()
     cpu = watch.cpu
     results: list[LoadResult] = launch.results(window.warmup_s + _RESULTS_MARGIN_S)
-    cpu["clients"] = round(sum(r.cpu_s_in_window for r in results) / window.duration_s, 2)
     stream = RoomKeys(room).events
     entries, events = count_stream_events(bench.redis, stream)
     bench.redis.delete(stream)  # a later worker must not archive millions of bench events
@@ -250,6 +256,7 @@ def measure_ingest(bench: Bench, gateway: Gateway, api: Api, kind: IngestKind) -
         error_count=sum(r.error_count for r in results),
         errors=[e for r in results for e in r.errors][:5],
         cpu_cores=cpu,
+        gateway_us_per_event=round(cpu["gateway"] / max(accepted / window.duration_s, 1) * 1e6, 1),
     )
     log.info("  %s events/s; cpu %s", f"{figure.events_per_s:,}", cpu)
     return figure
@@ -260,8 +267,8 @@ def count_stream_events(redis: Redis, stream: str) -> tuple[int, int]:
     event is a JSON object with exactly one ``"type":`` key, minus the listed duplicates."""
     entries = events = 0
     start = "-"
-    while page := redis.xrange(stream, start, "+", count=_STREAM_PAGE):
-        for entry_id, fields in page:
+    while page := cast(list[RawEntry], redis.xrange(stream, start, "+", count=_STREAM_PAGE)):
+        for _, fields in page:
             entries += 1
             events += fields[b"e"].count(b'"type":') - len(parse_indexes(fields.get(b"x", b"")))
         start = "(" + codec.text(page[-1][0])
@@ -289,10 +296,13 @@ class LatencyFigure:
     consoles_complete: int  # consoles that got every sent event exactly once, in order
     irregular_frames: int
     closed_consoles: list[int]
-    archived: int
+    archived: int | None  # events of the room in the PostgreSQL archive (None: not readable)
     worker_lag_max_ms: dict[str, int]
     worker_pending_max: dict[str, int]
     pacer_behind_max_ms: float
+    # Where the time goes, p50 and p99 in ms (ms clocks): pacer write -> stream entry (gateway
+    # ingest), stream entry -> console message published (worker), published -> received.
+    stages_ms: dict[str, tuple[float, float]]
     cpu_cores: dict[str, float]
     errors: list[str] = field(default_factory=list)
 
@@ -336,9 +346,9 @@ def measure_latency(
                     port,
                     console_path,
                     count,
+                    expected=round(profile.latency_s / period_s) * events_per_frame,
                     until_s=profile.latency_s,
-                    quiet_s=2.0,
-                    limit_s=15.0,
+                    limit_s=_CATCH_UP_TIMEOUT_S,
                 ),
             )
             for count in per_process
@@ -353,7 +363,7 @@ def measure_latency(
         )
         launch = bench.clients.launch(jobs, ready_timeout_s=_READY_TIMEOUT_S)
         go = launch.go()
-        groups = _server_groups(bench, gateway)
+        groups = _groups(bench, gateway)
         groups["worker"] = worker.pids
         watch = CpuWatch(groups)
         _sleep_until(go)
@@ -368,15 +378,13 @@ def measure_latency(
         _wait_caught_up(bench.redis, stream)
     finally:
         worker.stop()
-    cpu["clients"] = round(sum(w.cpu_s for w in watchers) / profile.latency_s, 2)
+    appended = append_times(bench.redis, stream, events_per_frame)
     total = len(sent.send_ns) * events_per_frame
     histogram, worst_ns = latency_histogram(sent.send_ns, events_per_frame, watchers)
     received = [n for w in watchers for n in w.received]
     irregular = [n for w in watchers for n in w.irregular]
     complete = sum(1 for n, odd in zip(received, irregular, strict=True) if n == total and not odd)
-    archived = scalar_sql(
-        bench.database_url, "SELECT count(*) FROM events WHERE room_id = :room", room=room
-    )
+    archived = _archived(bench.database_url, room)
     figure = LatencyFigure(
         gateway_processes=processes,
         rate_per_s=rate,
@@ -393,10 +401,11 @@ def measure_latency(
         consoles_complete=complete,
         irregular_frames=sum(irregular),
         closed_consoles=[code for w in watchers for code in w.close_codes],
-        archived=int(str(archived)),
+        archived=archived,
         worker_lag_max_ms=lag_max,
         worker_pending_max=pending_max,
         pacer_behind_max_ms=round(sent.max_behind_ms, 1),
+        stages_ms=stages(sent.send_ns, appended, events_per_frame, watchers),
         cpu_cores=cpu,
         errors=sent.errors,
     )
@@ -409,6 +418,18 @@ def measure_latency(
         profile.consoles,
     )
     return figure
+
+
+def _archived(database_url: str, room: str) -> int | None:
+    """A cross-check only: a schema this bench does not know must not lose the run's figures."""
+    try:
+        count = scalar_sql(
+            database_url, "SELECT count(*) FROM events WHERE room_id = :room", room=room
+        )
+    except SQLAlchemyError as exc:
+        log.warning("cannot count the archived events: %s", exc)
+        return None
+    return int(str(count))
 
 
 def _wait_for_groups(redis: Redis, stream: str, worker: Child) -> None:
@@ -476,6 +497,55 @@ def latency_histogram(
                 worst = max(worst, latency)
                 index = upto + 1
     return histogram, worst
+
+
+def append_times(redis: Redis, stream: str, per_frame: int) -> dict[int, int]:
+    """When each pacer frame was appended to the room stream (entry id, ms)."""
+    appended: dict[int, int] = {}
+    start = "-"
+    while page := cast(list[RawEntry], redis.xrange(stream, start, "+", count=_STREAM_PAGE)):
+        for entry_id, fields in page:
+            at = entry_ms(codec.text(entry_id))
+            for event in orjson.loads(fields[b"e"]):
+                index = int(event["text"][2:].split(" ", 1)[0])
+                appended.setdefault(index // per_frame, at)
+        start = "(" + codec.text(page[-1][0])
+    return appended
+
+
+def stages(
+    send_ns: Sequence[int],
+    appended: dict[int, int],
+    per_frame: int,
+    results: Sequence[ConsoleResult],
+) -> dict[str, tuple[float, float]]:
+    """p50 and p99 of each stage; ingest per pacer frame, the others per console frame (their
+    first event)."""
+    ingest: Counter[int] = Counter(
+        round(appended[frame] - sent / 1e6) for frame, sent in enumerate(send_ns)
+    )
+    worker: Counter[int] = Counter()
+    fan_out: Counter[int] = Counter()
+    for result in results:
+        for received, first, published in zip(
+            result.recv_ns, result.first, result.published_ms, strict=True
+        ):
+            worker[published - appended[first // per_frame]] += 1
+            fan_out[round(received / 1e6 - published)] += 1
+    return {
+        name: (_quantile(counts, 0.50), _quantile(counts, 0.99))
+        for name, counts in (("ingest", ingest), ("worker", worker), ("fan_out", fan_out))
+    }
+
+
+def _quantile(counts: Counter[int], fraction: float) -> float:
+    total = sum(counts.values())
+    seen = 0
+    for value in sorted(counts):
+        seen += counts[value]
+        if seen >= fraction * total:
+            return float(value)
+    return float("nan")
 
 
 def percentile_ms(histogram: Counter[int], fraction: float) -> float:

@@ -31,16 +31,20 @@ def redis_benchmark_version() -> str | None:
     executable = shutil.which("redis-benchmark")
     if executable is None:
         return None
-    out = subprocess.run(  # noqa: S603 (a fixed local tool)
+    out = subprocess.run(
         [executable, "--version"], capture_output=True, text=True, check=False
     ).stdout
     return out.strip() or None
 
 
-def measure(redis_url: str, redis: Redis, *, requests_plain: int, requests_pipelined: int) -> Ceiling:
+def measure(
+    redis_url: str, redis: Redis, *, requests_plain: int, requests_pipelined: int
+) -> Ceiling:
     executable = shutil.which("redis-benchmark")
     if executable is None:
-        return Ceiling(None, None, "redis-benchmark not found (Debian: apt install redis-tools); skipped")
+        return Ceiling(
+            None, None, "redis-benchmark not found (Debian: apt install redis-tools); skipped"
+        )
     url = urlsplit(redis_url)
     base = [
         executable,
@@ -62,9 +66,7 @@ def measure(redis_url: str, redis: Redis, *, requests_plain: int, requests_pipel
 
 
 def _rps(argv: list[str]) -> float:
-    done = subprocess.run(  # noqa: S603 (a fixed local tool)
-        argv, capture_output=True, text=True, check=True, timeout=_TIMEOUT_S
-    )
+    done = subprocess.run(argv, capture_output=True, text=True, check=True, timeout=_TIMEOUT_S)
     rows = list(csv.DictReader(done.stdout.splitlines()))
     if not rows:
         raise RuntimeError(f"redis-benchmark printed no result: {done.stdout} {done.stderr}")

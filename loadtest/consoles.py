@@ -14,6 +14,7 @@ as irregular.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from array import array
 from dataclasses import dataclass, field
@@ -69,23 +70,25 @@ def pacer(spec: Pacer) -> PacerResult:
 
 async def _pacer(spec: Pacer) -> PacerResult:
     result = PacerResult(send_ns=array("q"))
+    frames = round(spec.duration_s / spec.period_s)
     acks = 0
+    all_acked = asyncio.Event()
 
     def on_ack(payload: bytes) -> None:
         nonlocal acks
         acks += 1
+        if acks == frames:
+            all_acked.set()
         answer = orjson.loads(payload)
-        if answer.get("type") == "ack":
-            result.accepted += answer["accepted"]
-        if (answer.get("type") != "ack" or answer["rejected"]) and len(
-            result.errors
-        ) < _MAX_ERRORS_KEPT:
+        clean = answer.get("type") == "ack" and not answer["rejected"]
+        result.accepted += answer.get("accepted", 0)
+        if not clean and len(result.errors) < _MAX_ERRORS_KEPT:
             result.errors.append(payload[:200].decode(errors="replace"))
 
+    # One socket, as a platform bridge would use: it also keeps the events in send order.
     client = await wire.connect(spec.host, spec.port, spec.path, on_ack)
     go = await pool.ready_then_go()
     per_frame = spec.events_per_frame
-    frames = round(spec.duration_s / spec.period_s)
     for k in range(frames):
         scheduled = go + k * spec.period_s
         await pool.sleep_until(scheduled)
@@ -107,10 +110,9 @@ async def _pacer(spec: Pacer) -> PacerResult:
         result.send_ns.append(sent)
         result.max_behind_ms = max(result.max_behind_ms, (sent / 1e9 - scheduled) * 1000)
         client.send(frame)
-    deadline = time.monotonic() + _ACK_TIMEOUT_S
-    while acks < frames and time.monotonic() < deadline:
-        await asyncio.sleep(0.05)
-    if acks < frames:
+    try:
+        await asyncio.wait_for(all_acked.wait(), _ACK_TIMEOUT_S)
+    except TimeoutError:
         result.errors.append(f"{frames - acks} of {frames} frames unanswered")
     client.close()
     return result
@@ -126,9 +128,9 @@ class Consoles:
     port: int
     path: str
     count: int
+    expected: int  # events the pacer sends: each console is done once it has them all
     until_s: float  # after the start, when the pacer stops sending
-    quiet_s: float  # after that, stop once nothing arrived for this long
-    limit_s: float  # ... or at the latest this long after the pacer stopped
+    limit_s: float  # stop at the latest this long after that
 
 
 @dataclass
@@ -136,28 +138,35 @@ class ConsoleResult:
     received: list[int]  # chat envelopes per console
     irregular: list[int]  # frames per console that were out of order, repeated or gapped
     close_codes: list[int]  # consoles the server closed before the end
-    # One record per (frame, console): receive time and the first and last event index in it.
+    # One record per (frame, console): receive time, the first and last event index in it, and
+    # when the worker published the first of them (the envelope's ts, ms).
     recv_ns: array[int]
     first: array[int]
     last: array[int]
-    cpu_s: float
+    published_ms: array[int]
 
 
 class _Records:
-    def __init__(self) -> None:
+    """What the consoles of one process saw, and whether each has every expected event."""
+
+    def __init__(self, consoles: int, expected: int) -> None:
+        self.expected = expected
+        self.incomplete = consoles
+        self.all_complete = asyncio.Event()
         self.recv_ns: array[int] = array("q")
         self.first: array[int] = array("q")
         self.last: array[int] = array("q")
-        self.last_chat = 0.0
+        self.published_ms: array[int] = array("q")
 
-    def add(self, now_ns: int, first: int, last: int) -> None:
+    def add(self, now_ns: int, first: int, last: int, published_ms: int) -> None:
         self.recv_ns.append(now_ns)
         self.first.append(first)
         self.last.append(last)
+        self.published_ms.append(published_ms)
 
 
 class _Console:
-    __slots__ = ("irregular", "next_index", "received", "records", "snapshot")
+    __slots__ = ("complete", "irregular", "next_index", "received", "records", "snapshot")
 
     def __init__(self, records: _Records) -> None:
         self.records = records
@@ -165,6 +174,7 @@ class _Console:
         self.received = 0
         self.irregular = 0
         self.next_index = 0
+        self.complete = False
 
     def on_message(self, payload: bytes) -> None:
         now = time.time_ns()
@@ -174,11 +184,18 @@ class _Console:
                 self.snapshot.set_result(None)
             return
         self.received += count
-        self.records.last_chat = now / 1e9
-        first = _index_at(payload, payload.find(MARK))
+        if not self.complete and self.received >= self.records.expected:
+            self.complete = True
+            self.records.incomplete -= 1
+            if not self.records.incomplete:
+                self.records.all_complete.set()
+        chat = payload.find(CHAT)
+        first = _index_at(payload, payload.find(MARK, chat))
         last = _index_at(payload, payload.rfind(MARK))
         if first == self.next_index and last - first + 1 == count:
-            self.records.add(now, first, last)
+            # The envelope is {"seq":..,"type":"chat","ts":T,..}: T follows the type.
+            ts = chat + len(CHAT) + len(b',"ts":')
+            self.records.add(now, first, last, int(payload[ts : payload.index(b",", ts)]))
             self.next_index = last + 1
             return
         self.irregular += 1
@@ -186,7 +203,7 @@ class _Console:
             envelope = orjson.loads(line)
             if envelope.get("type") == "chat":
                 index = int(envelope["data"]["text"][2:].split(" ", 1)[0])
-                self.records.add(now, index, index)
+                self.records.add(now, index, index, envelope["ts"])
                 self.next_index = max(self.next_index, index + 1)
 
 
@@ -195,21 +212,16 @@ def consoles(spec: Consoles) -> ConsoleResult:
 
 
 async def _consoles(spec: Consoles) -> ConsoleResult:
-    records = _Records()
+    records = _Records(spec.count, spec.expected)
     watchers = [_Console(records) for _ in range(spec.count)]
     clients = await pool.connect_all(
         spec.host, spec.port, [spec.path] * spec.count, [w.on_message for w in watchers]
     )
     await asyncio.wait_for(asyncio.gather(*(w.snapshot for w in watchers)), _SNAPSHOT_TIMEOUT_S)
     go = await pool.ready_then_go()
-    cpu_before = time.process_time()
-    stop_sending = go + spec.until_s
-    await pool.sleep_until(stop_sending)
-    while time.time() < stop_sending + spec.limit_s:
-        if time.time() - max(records.last_chat, stop_sending) > spec.quiet_s:
-            break
-        await asyncio.sleep(0.1)
-    cpu_s = time.process_time() - cpu_before
+    await pool.sleep_until(go + spec.until_s)
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(records.all_complete.wait(), spec.limit_s)
     close_codes = [c.closed.result() for c in clients if c.closed.done()]
     for client in clients:
         client.close()
@@ -220,7 +232,7 @@ async def _consoles(spec: Consoles) -> ConsoleResult:
         recv_ns=records.recv_ns,
         first=records.first,
         last=records.last,
-        cpu_s=cpu_s,
+        published_ms=records.published_ms,
     )
 
 
@@ -243,7 +255,8 @@ def idle_consoles(spec: IdleConsoles) -> int:
 
 
 async def _idle_consoles(spec: IdleConsoles) -> int:
-    watchers = [_Console(_Records()) for _ in range(spec.count)]
+    records = _Records(spec.count, expected=0)  # idle: no chat is expected or sent
+    watchers = [_Console(records) for _ in range(spec.count)]
     clients = await pool.connect_all(
         spec.host, spec.port, [spec.path] * spec.count, [w.on_message for w in watchers]
     )

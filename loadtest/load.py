@@ -1,17 +1,17 @@
 """Ingest load: REST batches and WebSocket frames, counted from the gateway's answers.
 
-The socket load is callback-driven (see ``wire``): an ack arriving sends that connection's next
-frame from inside ``data_received``, so a client process costs a few microseconds per frame and
-the gateway, not the client, sets the pace.
+The load is callback-driven (see ``wire``): an answer arriving sends that connection's next
+request or frame from inside ``data_received``, so a client process costs a few microseconds
+per answer and the gateway, not the client, sets the pace.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import httpx
 import orjson
 
 from loadtest import pool, wire
@@ -31,6 +31,20 @@ class Window:
         return go + self.warmup_s, go + self.warmup_s + self.duration_s
 
 
+@dataclass(frozen=True)
+class IngestLoad:
+    host: str
+    port: int
+    path: str  # POST /v1/rooms/R/events, or the socket's /v1/rooms/R/ingest?token=...
+    token: str
+    rest: bool
+    payloads: tuple[bytes, ...]  # bodies or frames, cycled over the connections
+    events_per_payload: int
+    connections: int
+    in_flight: int  # per connection; HTTP/1.1 without pipelining allows one
+    window: Window
+
+
 @dataclass
 class LoadResult:
     accepted_total: int = 0
@@ -40,7 +54,6 @@ class LoadResult:
     rejected: int = 0
     error_count: int = 0
     errors: list[str] = field(default_factory=list)
-    cpu_s_in_window: float = 0.0
 
     def error(self, text: str) -> None:
         self.error_count += 1
@@ -48,13 +61,15 @@ class LoadResult:
             self.errors.append(text)
 
 
-class _Tally:
-    """Counts answers; those arriving inside the window also count towards the rate."""
+class _Flow:
+    """What all connections of a job share: the counts, and whether to keep sending."""
 
-    def __init__(self, result: LoadResult, start: float, end: float) -> None:
+    def __init__(self, result: LoadResult) -> None:
         self.result = result
-        self.start = start
-        self.end = end
+        self.start = self.end = 0.0
+        self.running = False
+        self.outstanding = 0
+        self.drained: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     def answer(self, accepted: int, duplicates: int, rejected: int) -> None:
         result = self.result
@@ -65,169 +80,113 @@ class _Tally:
             result.accepted_in_window += accepted
             result.answers_in_window += 1
 
-    def answer_json(self, body: bytes) -> None:
-        try:
-            answer = orjson.loads(body)
-            self.answer(answer["accepted"], answer["duplicates"], len(answer["rejected"]))
-        except (orjson.JSONDecodeError, KeyError, TypeError):
-            self.result.error(body[:200].decode(errors="replace"))
-
-
-async def _measure_cpu(result: LoadResult, start: float, end: float) -> None:
-    await pool.sleep_until(start)
-    before = time.process_time()
-    await pool.sleep_until(end)
-    result.cpu_s_in_window = time.process_time() - before
-
-
-# ---------------------------------------------------------------------------------------------
-# REST ingest
-
-
-@dataclass(frozen=True)
-class RestLoad:
-    base_url: str
-    path: str
-    token: str
-    body: bytes
-    connections: int
-    window: Window
-
-
-def rest_load(load: RestLoad) -> LoadResult:
-    return pool.run(_rest_load(load))
-
-
-async def _rest_load(load: RestLoad) -> LoadResult:
-    result = LoadResult()
-    limits = httpx.Limits(
-        max_connections=load.connections, max_keepalive_connections=load.connections
-    )
-    headers = {"authorization": f"Bearer {load.token}", "content-type": "application/json"}
-    async with httpx.AsyncClient(
-        base_url=load.base_url, headers=headers, limits=limits, timeout=60.0
-    ) as client:
-        # Open the keep-alive connections before the start, not inside the window.
-        await asyncio.gather(*(client.get("/healthz") for _ in range(load.connections)))
-        go = await pool.ready_then_go()
-        start, end = load.window.bounds(go)
-        tally = _Tally(result, start, end)
-
-        async def post_until_end() -> None:
-            while time.time() < end:
-                response = await client.post(load.path, content=load.body)
-                if response.status_code == 202:
-                    tally.answer_json(response.content)
-                else:
-                    result.error(f"HTTP {response.status_code}: {response.text[:200]}")
-
-        await asyncio.gather(
-            _measure_cpu(result, start, end),
-            *(post_until_end() for _ in range(load.connections)),
-        )
-    return result
-
-
-# ---------------------------------------------------------------------------------------------
-# WebSocket ingest
-
-
-@dataclass(frozen=True)
-class SocketLoad:
-    host: str
-    port: int
-    path: str
-    payloads: tuple[bytes, ...]  # cycled over the connections
-    events_per_frame: int
-    connections: int
-    in_flight: int  # frames each connection keeps unanswered
-    window: Window
-
-
-class _Flow:
-    def __init__(self, tally: _Tally) -> None:
-        self.tally = tally
-        self.flowning = False
-        self.outstanding = 0
-        self.drained: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-
     def settle(self, count: int) -> None:
         self.outstanding -= count
-        if not self.flowning and self.outstanding == 0 and not self.drained.done():
+        if not self.running and self.outstanding == 0 and not self.drained.done():
             self.drained.set_result(None)
 
 
 class _Feeder:
-    """One ingest socket: sends its next frame the moment an ack comes back."""
+    """One connection: sends its next payload the moment an answer comes back."""
 
-    __slots__ = ("client", "events", "expected_ack", "frame", "flow", "outstanding")
+    __slots__ = ("events", "expected", "flow", "outstanding", "payload", "write")
 
-    def __init__(self, flow: _Flow, frame: bytes, events: int) -> None:
+    def __init__(self, flow: _Flow, payload: bytes, events: int, expected: bytes) -> None:
         self.flow = flow
-        self.frame = frame
+        self.payload = payload
         self.events = events
-        # What the gateway answers for a clean frame; anything else is parsed.
-        self.expected_ack = b'{"type":"ack","accepted":%d,"duplicates":0,"rejected":[]}' % events
+        self.expected = expected  # the answer to a clean payload; anything else is parsed
         self.outstanding = 0
-        self.client: wire.WsClient | None = None
+        self.write: Callable[[bytes], None] | None = None
 
     def send(self) -> None:
-        assert self.client is not None
+        assert self.write is not None
         self.outstanding += 1
         self.flow.outstanding += 1
-        self.client.send(self.frame)
+        self.write(self.payload)
 
-    def on_message(self, payload: bytes) -> None:
+    def on_frame(self, body: bytes) -> None:
         flow = self.flow
-        if payload == self.expected_ack:
-            flow.tally.answer(self.events, 0, 0)
+        if body == self.expected:
+            flow.answer(self.events, 0, 0)
         else:
-            flow.tally.answer_json(payload)
-        self.outstanding -= 1
-        if flow.running:
-            self.send()
-        flow.settle(1)
+            try:
+                answer = orjson.loads(body)
+                flow.answer(answer["accepted"], answer["duplicates"], len(answer["rejected"]))
+            except (orjson.JSONDecodeError, KeyError, TypeError):
+                flow.result.error(body[:200].decode(errors="replace"))
+        self._next()
 
-    def on_closed(self, code: int) -> None:
+    def on_response(self, status: int, body: bytes) -> None:
+        if status == 202:
+            self.on_frame(body)
+        else:
+            self.flow.result.error(f"HTTP {status}: {body[:200].decode(errors='replace')}")
+            self._next()
+
+    def _next(self) -> None:
+        self.outstanding -= 1
+        if self.flow.running:
+            self.send()
+        self.flow.settle(1)
+
+    def on_closed(self, closed: asyncio.Future[int]) -> None:
         if self.flow.running or self.outstanding:
-            self.flow.tally.result.error(f"socket closed with code {code}")
+            self.flow.result.error(f"connection closed (code {closed.result()})")
         lost, self.outstanding = self.outstanding, 0
         self.flow.settle(lost)
 
 
-def socket_load(load: SocketLoad) -> LoadResult:
-    return pool.run(_socket_load(load))
+def ingest_load(load: IngestLoad) -> LoadResult:
+    return pool.run(_ingest_load(load))
 
 
-async def _socket_load(load: SocketLoad) -> LoadResult:
+async def _ingest_load(load: IngestLoad) -> LoadResult:
+    assert load.in_flight == 1 or not load.rest, "HTTP/1.1 answers one request at a time"
     result = LoadResult()
-    flow = _Flow(_Tally(result, 0.0, 0.0))
+    flow = _Flow(result)
+    events = load.events_per_payload
+    ack = b'{"accepted":%d,"duplicates":0,"rejected":[]}' % events
     feeders = [
-        _Feeder(flow, wire.encode_frame(load.payloads[i % len(load.payloads)]), load.events_per_frame)
-        for i in range(load.connections)
-    ]
-    clients = await pool.connect_all(
-        load.host, load.port, [load.path] * load.connections, [f.on_message for f in feeders]
-    )
-    for feeder, client in zip(feeders, clients, strict=True):
-        feeder.client = client
-        client.closed.add_done_callback(
-            lambda closed, feeder=feeder: feeder.on_closed(closed.result())
+        _Feeder(
+            flow,
+            wire.encode_post(load.host, load.port, load.path, load.token, payload)
+            if load.rest
+            else wire.encode_frame(payload),
+            events,
+            ack if load.rest else b'{"type":"ack",' + ack[1:],
         )
+        for payload in (load.payloads[i % len(load.payloads)] for i in range(load.connections))
+    ]
+    clients: list[wire.HttpClient | wire.WsClient]
+    if load.rest:
+        clients = list(
+            await asyncio.gather(
+                *(wire.connect_http(load.host, load.port, f.on_response) for f in feeders)
+            )
+        )
+    else:
+        clients = list(
+            await pool.connect_all(
+                load.host, load.port, [load.path] * load.connections, [f.on_frame for f in feeders]
+            )
+        )
+    for feeder, client in zip(feeders, clients, strict=True):
+        feeder.write = client.send
+        client.closed.add_done_callback(feeder.on_closed)
     go = await pool.ready_then_go()
-    start, end = load.window.bounds(go)
-    flow.tally.start, flow.tally.end = start, end
+    flow.start, flow.end = load.window.bounds(go)
     flow.running = True
     for feeder in feeders:
         for _ in range(load.in_flight):
             feeder.send()
-    await _measure_cpu(result, start, end)
+    await pool.sleep_until(flow.end)
     flow.running = False
     flow.settle(0)
     try:
         await asyncio.wait_for(asyncio.shield(flow.drained), _DRAIN_TIMEOUT_S)
     except TimeoutError:
-        result.error(f"{flow.outstanding} frames still unanswered {_DRAIN_TIMEOUT_S:.0f} s after")
+        result.error(f"{flow.outstanding} answers still missing {_DRAIN_TIMEOUT_S:.0f} s after")
     for client in clients:
         client.close()
     return result

@@ -11,8 +11,10 @@ import asyncio
 import multiprocessing
 import time
 from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass
 from multiprocessing.pool import AsyncResult
 from multiprocessing.sharedctypes import Synchronized
+from multiprocessing.synchronize import Event as EventType
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -20,9 +22,16 @@ from loadtest import wire
 
 T = TypeVar("T")
 
+
+@dataclass(frozen=True)
+class _Signals:
+    ready: Synchronized[int]  # jobs connected and waiting
+    go_at: Synchronized[float]  # the start instant, valid once `go` is set
+    go: EventType
+
+
 # Set in each client process by the pool initializer.
-_ready: Synchronized[int] | None = None
-_go_at: Synchronized[float] | None = None
+_signals: _Signals | None = None
 
 # Concurrent handshakes per client process: enough to open 1,000 sockets in about a second
 # without overrunning the gateway's accept backlog.
@@ -38,24 +47,28 @@ class ClientPool:
 
     def __init__(self, processes: int) -> None:
         context = multiprocessing.get_context("spawn")
-        self._ready: Synchronized[int] = context.Value("i", 0)
-        self._go_at: Synchronized[float] = context.Value("d", 0.0)
-        self._pool = context.Pool(processes, initializer=_install, initargs=(self._ready, self._go_at))
+        self._signals = _Signals(context.Value("i", 0), context.Value("d", 0.0), context.Event())
+        self._pool = context.Pool(processes, initializer=_install, initargs=(self._signals,))
 
     def launch(self, jobs: Sequence[Job], *, ready_timeout_s: float) -> Launch:
         """Start the jobs; return once every one of them is connected and waiting for go."""
-        self._ready.value = 0
-        self._go_at.value = 0.0
+        self._signals.ready.value = 0
+        self._signals.go.clear()
         pending = [self._pool.apply_async(function, (spec,)) for function, spec in jobs]
         deadline = time.monotonic() + ready_timeout_s
-        while self._ready.value < len(jobs):
+        while self._signals.ready.value < len(jobs):
             for job in pending:
                 if job.ready():
                     job.get()  # a job that ends before the start failed: raise its error here
             if time.monotonic() > deadline:
                 raise TimeoutError(f"client jobs not connected within {ready_timeout_s:.0f} s")
             time.sleep(0.02)
-        return Launch(self._go_at, pending)
+        return Launch(self._signals, pending)
+
+    def pids(self) -> list[int]:
+        """The client processes: the pool's workers are this process's only children made by
+        multiprocessing (the servers are started with subprocess)."""
+        return [child.pid for child in multiprocessing.active_children() if child.pid]
 
     def __enter__(self) -> ClientPool:
         return self
@@ -71,14 +84,15 @@ class ClientPool:
 
 
 class Launch:
-    def __init__(self, go_at: Synchronized[float], pending: list[AsyncResult[Any]]) -> None:
-        self._go_at = go_at
+    def __init__(self, signals: _Signals, pending: list[AsyncResult[Any]]) -> None:
+        self._signals = signals
         self._pending = pending
 
     def go(self) -> float:
         """Set the common start instant, just ahead so every process sees it in time."""
         go = time.time() + _START_MARGIN_S
-        self._go_at.value = go
+        self._signals.go_at.value = go
+        self._signals.go.set()
         return go
 
     def done(self) -> bool:
@@ -89,9 +103,9 @@ class Launch:
         return [job.get(max(0.0, deadline - time.monotonic())) for job in self._pending]
 
 
-def _install(ready: Synchronized[int], go_at: Synchronized[float]) -> None:
-    global _ready, _go_at  # noqa: PLW0603 (one pool per process, set once at its start)
-    _ready, _go_at = ready, go_at
+def _install(signals: _Signals) -> None:
+    global _signals  # noqa: PLW0603 (one pool per process, set once at its start)
+    _signals = signals
 
 
 def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop]:
@@ -110,11 +124,12 @@ def run(main: Coroutine[Any, Any, T]) -> T:
 
 async def ready_then_go() -> float:
     """Tell the parent this job is connected; return the start instant once it is reached."""
-    assert _ready is not None and _go_at is not None, "jobs run only in a ClientPool"
-    with _ready.get_lock():
-        _ready.value += 1
-    while not (go := _go_at.value):
-        await asyncio.sleep(0.01)
+    signals = _signals
+    assert signals is not None, "jobs run only in a ClientPool"
+    with signals.ready.get_lock():
+        signals.ready.value += 1
+    await asyncio.to_thread(signals.go.wait)
+    go = signals.go_at.value
     await sleep_until(go)
     return go
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import platform
 import subprocess
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -44,7 +45,7 @@ def livectl_commit() -> str:
     """The checked-out commit (read-only; uncommitted edits are not reflected)."""
     try:
         done = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],  # noqa: S607 (whatever git is on PATH)
+            ["git", "rev-parse", "--short", "HEAD"],
             capture_output=True,
             text=True,
             check=True,
@@ -82,13 +83,30 @@ def rows(results: Results) -> list[tuple[str, str, str, str, str]]:
     if ceiling.pipelined_ops is None or ceiling.plain_ops is None:
         out.append(("Redis XADD ceiling", "-", ceiling.note, "-", "-"))
     else:
-        out.append(("Redis XADD ~100 B, 50 clients, plain", "-", f"{ceiling.plain_ops:,.0f} ops/s", "-", "-"))
-        out.append(("Redis XADD ~100 B, 50 clients, -P 16", "-", f"{ceiling.pipelined_ops:,.0f} ops/s", "-", "-"))
+        out.append(
+            (
+                "Redis XADD ~100 B, 50 clients, plain",
+                "-",
+                f"{ceiling.plain_ops:,.0f} ops/s",
+                "-",
+                "-",
+            )
+        )
+        out.append(
+            (
+                "Redis XADD ~100 B, 50 clients, -P 16",
+                "-",
+                f"{ceiling.pipelined_ops:,.0f} ops/s",
+                "-",
+                "-",
+            )
+        )
     for figure in results.ingest:
         measured = _events(figure.events_per_s)
         if ceiling.pipelined_ops:
             share = figure.events_per_s / ceiling.pipelined_ops
             measured += f" ({share:.0%} of -P 16)"
+        measured += f", {figure.gateway_us_per_event:g} µs gateway CPU/event"
         if figure.kind == "ws_1":
             target, met = f">= {SINGLE_TARGET:,} ev/s", figure.events_per_s >= SINGLE_TARGET
         else:
@@ -97,15 +115,27 @@ def rows(results: Results) -> list[tuple[str, str, str, str, str]]:
                 not ceiling.pipelined_ops
                 or figure.events_per_s / ceiling.pipelined_ops >= BATCHED_SHARE_TARGET
             )
-        if figure.error_count or figure.stored_events != figure.accepted_total:
-            met = False
-        out.append((f"Ingest {figure.label}", str(figure.gateway_processes), measured, target, _verdict(met)))
+        if figure.error_count:
+            measured += f"; {figure.error_count:,} errors"
+        if figure.stored_events != figure.accepted_total:
+            measured += f"; stored {figure.stored_events:,} != acked {figure.accepted_total:,}"
+        met = met and not figure.error_count and figure.stored_events == figure.accepted_total
+        out.append(
+            (
+                f"Ingest {figure.label}",
+                str(figure.gateway_processes),
+                measured,
+                target,
+                _verdict(met),
+            )
+        )
     latency = results.latency
     if latency is not None:
         complete = latency.consoles_complete == latency.consoles
         out.append(
             (
-                f"Chat to console p50/p99/max, {latency.rate_per_s:,} ev/s, {latency.consoles} consoles",
+                f"Chat to console p50/p99/max, {latency.rate_per_s:,} ev/s, "
+                f"{latency.consoles} consoles",
                 str(latency.gateway_processes),
                 f"{latency.p50_ms} / {latency.p99_ms} / {latency.max_ms} ms",
                 f"p99 <= {P99_TARGET_MS:.0f} ms",
@@ -116,14 +146,29 @@ def rows(results: Results) -> list[tuple[str, str, str, str, str]]:
             (
                 "  consoles that got every event, once, in order",
                 str(latency.gateway_processes),
-                f"{latency.consoles_complete}/{latency.consoles} "
-                f"(each got {latency.received_min:,}..{latency.received_max:,} of {latency.sent:,})",
+                f"{latency.consoles_complete}/{latency.consoles} (each got "
+                f"{latency.received_min:,}..{latency.received_max:,} of {latency.sent:,})",
                 "all",
                 _verdict(complete),
             )
         )
+        archived = "unreadable" if latency.archived is None else f"{latency.archived:,}"
+        out.append(
+            (
+                "  accepted / archived in PostgreSQL",
+                "",
+                f"{latency.accepted:,} of {latency.sent:,} / {archived}",
+                "all",
+                _verdict(latency.accepted == latency.sent == latency.archived),
+            )
+        )
+        stages = ", ".join(
+            f"{name.replace('_', '-')} {p50:.0f}/{p99:.0f}"
+            for name, (p50, p99) in latency.stages_ms.items()
+        )
+        out.append(("  stages p50/p99 ms: write>stream>published>received", "", stages, "", ""))
         lag = ", ".join(f"{name} {ms} ms" for name, ms in sorted(latency.worker_lag_max_ms.items()))
-        out.append(("  worker lag, max (stream head - last delivered)", "-", lag, "-", "-"))
+        out.append(("  worker lag, max (stream head - last delivered)", "", lag, "", ""))
     for memory in results.memory:
         out.append(
             (
@@ -131,32 +176,62 @@ def rows(results: Results) -> list[tuple[str, str, str, str, str]]:
                 str(memory.gateway_processes),
                 f"{memory.per_socket_kib:.1f} KiB",
                 f"<= {SOCKET_TARGET_KB:.0f} KB",
-                _verdict(memory.per_socket_kib <= SOCKET_TARGET_KB and memory.still_open == memory.sockets),
+                _verdict(
+                    memory.per_socket_kib <= SOCKET_TARGET_KB
+                    and memory.still_open == memory.sockets
+                ),
             )
         )
     return out
 
 
-def cpu_rows(results: Results) -> list[tuple[str, str, str]]:
-    """Where the cores went in each measurement: (what, gateway processes, cores per process group)."""
-    out = [
-        (f.label, str(f.gateway_processes), _cores(f.cpu_cores)) for f in results.ingest
-    ]
+CPU_COLUMNS = ("gateway", "redis", "postgres", "worker", "clients", "other", "machine", "steal")
+
+
+def cpu_rows(results: Results) -> list[tuple[str, ...]]:
+    """Cores used during each measurement window, per process group (see CPU_COLUMNS)."""
+    measured = [(f.label, f.gateway_processes, f.cpu_cores) for f in results.ingest]
     if results.latency is not None:
-        out.append(("Chat to console", str(results.latency.gateway_processes), _cores(results.latency.cpu_cores)))
-    return out
+        latency = results.latency
+        measured.append(("Chat to console", latency.gateway_processes, latency.cpu_cores))
+    return [
+        (label, str(processes), *(_cores(cpu.get(name)) for name in CPU_COLUMNS))
+        for label, processes, cpu in measured
+    ]
 
 
-def _cores(cpu: dict[str, float]) -> str:
-    return ", ".join(f"{name} {cores:.2f}" for name, cores in cpu.items())
+def _cores(cores: float | None) -> str:
+    return "-" if cores is None else f"{cores:.2f}"
 
 
-def _table(header: tuple[str, ...], lines: list[tuple[str, ...]]) -> str:
+def _table(header: tuple[str, ...], lines: Sequence[tuple[str, ...]]) -> str:
     widths = [max(len(row[i]) for row in (header, *lines)) for i in range(len(header))]
+
     def line(row: tuple[str, ...]) -> str:
-        return "| " + " | ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)) + " |"
+        return (
+            "| "
+            + " | ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+            + " |"
+        )
+
     rule = "|" + "|".join("-" * (width + 2) for width in widths) + "|"
     return "\n".join([line(header), rule, *(line(row) for row in lines)])
+
+
+# Other work above this during a window (cores) makes its figures unreliable.
+DISTURBED_CORES = 0.25
+
+
+def disturbed(results: Results) -> list[str]:
+    """The measurements during which something else used a noticeable share of the CPU."""
+    windows = [(f"{f.label} ({f.gateway_processes}p)", f.cpu_cores) for f in results.ingest]
+    if results.latency is not None:
+        windows.append(("Chat to console", results.latency.cpu_cores))
+    return [
+        f"{label}: {cpu['other']:.2f} cores"
+        for label, cpu in windows
+        if cpu.get("other", 0.0) > DISTURBED_CORES
+    ]
 
 
 def render(results: Results) -> str:
@@ -169,12 +244,21 @@ def render(results: Results) -> str:
         f"livectl {c['livectl_commit']}, profile {results.profile.name}, "
         f"run took {results.wall_s:.0f} s"
     )
+    noisy = disturbed(results)
+    warning = (
+        "WARNING: other work on this machine took CPU during: "
+        + "; ".join(noisy)
+        + ". Those figures understate livectl; rerun when the machine is idle."
+        if noisy
+        else f"No other work took more than {DISTURBED_CORES} cores during any measurement window."
+    )
     return "\n\n".join(
         [
             conditions,
+            warning,
             _table(("measurement", "gw procs", "measured", "target", "verdict"), rows(results)),
-            "CPU used during each measurement window, in cores:\n\n"
-            + _table(("measurement", "gw procs", "cores"), cpu_rows(results)),
+            "Cores used during each measurement window (other: everything else on the machine):"
+            "\n\n" + _table(("measurement", "gw procs", *CPU_COLUMNS), cpu_rows(results)),
         ]
     )
 

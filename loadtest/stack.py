@@ -148,6 +148,21 @@ def cpu_seconds(pids: Sequence[int]) -> float:
     return ticks / _CLOCK_TICKS
 
 
+def machine_cpu_seconds() -> tuple[float, float]:
+    """CPU time the whole machine has been busy, and the part of it stolen by the hypervisor."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields[:8]
+    return (user + nice + system + irq + softirq + steal) / _CLOCK_TICKS, steal / _CLOCK_TICKS
+
+
+def postmaster_pid(data_dir: Path) -> int | None:
+    """The embedded PostgreSQL's server process, from its pid file."""
+    try:
+        return int((data_dir / "postmaster.pid").read_text().split("\n", 1)[0])
+    except (OSError, ValueError):
+        return None
+
+
 class Child:
     """``python -m livectl ...`` with the bench's environment, its output in a log file."""
 
@@ -155,7 +170,7 @@ class Child:
         self.name = name
         self.log_path = log_dir / f"{name}.log"
         self._log: IO[bytes] = self.log_path.open("wb")
-        self.process = subprocess.Popen(  # noqa: S603 (our own interpreter and module)
+        self.process = subprocess.Popen(
             [sys.executable, "-m", "livectl", *args, "--log-level", "warning"],
             env=env,
             stdout=self._log,
