@@ -357,7 +357,13 @@ def measure_latency(
             (
                 consoles.pacer,
                 consoles.Pacer(
-                    host, port, ingest_path, events_per_frame, period_s, profile.latency_s
+                    host,
+                    port,
+                    ingest_path,
+                    events_per_frame,
+                    period_s,
+                    profile.latency_s,
+                    ack_wait_s=_CATCH_UP_TIMEOUT_S,
                 ),
             )
         )
@@ -522,7 +528,9 @@ def stages(
     """p50 and p99 of each stage; ingest per pacer frame, the others per console frame (their
     first event)."""
     ingest: Counter[int] = Counter(
-        round(appended[frame] - sent / 1e6) for frame, sent in enumerate(send_ns)
+        round(appended[frame] - sent / 1e6)
+        for frame, sent in enumerate(send_ns)
+        if frame in appended  # frames never acked (the pacer gave up) were never stored
     )
     worker: Counter[int] = Counter()
     fan_out: Counter[int] = Counter()

@@ -27,7 +27,6 @@ CHAT = b'"type":"chat"'
 MARK = b'"text":"lt'
 _SNAPSHOT = b'"type":"snapshot"'
 _SNAPSHOT_TIMEOUT_S = 60.0
-_ACK_TIMEOUT_S = 10.0
 _MAX_ERRORS_KEPT = 5
 # Viewers the pacer's events come from, cycled.
 _VIEWERS = 5000
@@ -54,6 +53,7 @@ class Pacer:
     events_per_frame: int
     period_s: float
     duration_s: float
+    ack_wait_s: float  # how long to wait for the last acks before closing the socket
 
 
 @dataclass
@@ -111,7 +111,7 @@ async def _pacer(spec: Pacer) -> PacerResult:
         result.max_behind_ms = max(result.max_behind_ms, (sent / 1e9 - scheduled) * 1000)
         client.send(frame)
     try:
-        await asyncio.wait_for(all_acked.wait(), _ACK_TIMEOUT_S)
+        await asyncio.wait_for(all_acked.wait(), spec.ack_wait_s)
     except TimeoutError:
         result.errors.append(f"{frames - acks} of {frames} frames unanswered")
     client.close()
