@@ -1,0 +1,77 @@
+"""Chat text as a matcher should read it: what the viewer meant, not how they typed it.
+
+Viewers dodge filters and type in a hurry: full-width letters, traditional characters,
+"假 货", "假!货", "假假假货". ``normalise`` folds all of these to 假货 and keeps emoji apart
+(they carry sentiment but must not glue words together). Keywords, aliases and blocked words
+go through the same function, so both sides of every match are folded alike.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from functools import cache
+from importlib.resources import files
+
+# Unicode categories kept as word characters: letters and digits. Everything else (spaces,
+# punctuation, symbols, marks, controls) is dropped from the word text.
+_WORD_CATEGORIES = frozenset({"Lu", "Ll", "Lt", "Lo", "Lm", "Nd"})
+_EMOJI = re.compile(
+    "[\U0001f000-\U0001faff\u2600-\u27bf\u2b00-\u2bff\u2190-\u21ff\u2300-\u23ff\u3297\u3299]"
+)
+# Digits are never collapsed: 1000 is not 10.
+_REPEATS = re.compile(r"(\D)\1+")
+
+
+@dataclass(frozen=True, slots=True)
+class Normalised:
+    text: str
+    emoji: tuple[str, ...]
+
+
+class _Fold(dict[int, str | None]):
+    """A ``str.translate`` table built on demand: one lookup per distinct code point seen."""
+
+    def __init__(self, simplified: dict[str, str]) -> None:
+        super().__init__()
+        self._simplified = simplified
+
+    def __missing__(self, code_point: int) -> str | None:
+        # Per character, NFKC turns full-width forms half-width; it is done here, once per
+        # code point, because normalising every whole message costs more than the rest.
+        compatible = unicodedata.normalize("NFKC", chr(code_point)).casefold()
+        folded = "".join(
+            self._simplified.get(char, char)
+            for char in compatible
+            if unicodedata.category(char) in _WORD_CATEGORIES
+        )
+        self[code_point] = folded or None
+        return folded or None
+
+
+@cache
+def _fold_table() -> _Fold:
+    # OpenCC's traditional-to-simplified character table (Apache-2.0), shipped in the
+    # opencc-python-reimplemented wheel: only its data is used, character by character.
+    # Phrase-level conversion does not matter for matching words.
+    simplified: dict[str, str] = {}
+    table = files("opencc") / "dictionary" / "TSCharacters.txt"
+    for line in table.read_text(encoding="utf-8").splitlines():
+        traditional, _, targets = line.partition("\t")
+        if len(traditional) == 1 and targets:
+            simplified[traditional] = targets.split(" ", 1)[0]
+    return _Fold(simplified)
+
+
+def normalise(raw: str) -> Normalised:
+    words = raw.translate(_fold_table())
+    # Most messages repeat nothing; searching first is cheaper than always substituting.
+    if _REPEATS.search(words):
+        words = _REPEATS.sub(r"\1", words)
+    return Normalised(words, tuple(_EMOJI.findall(raw)))
+
+
+def fold(raw: str) -> str:
+    """Only the word text: for keywords, aliases and blocked words."""
+    return normalise(raw).text
