@@ -16,7 +16,15 @@ from livectl.auth.tokens import Role
 from livectl.bus.publish import Message, Publisher
 from livectl.config import Settings
 from livectl.kit import codec
-from tests.conftest import Stack, chat, open_console, wait_for
+from tests.conftest import (
+    Stack,
+    chat,
+    free_port,
+    open_console,
+    stop_processes,
+    wait_for,
+    wait_ready,
+)
 
 
 async def post_chats(stack: Stack, room: str, texts: list[str]) -> None:
@@ -260,3 +268,29 @@ async def test_staff_only_messages_never_reach_the_host_view(
     assert (await resumed_host.next_of("chat"))["data"]["text"] == "for all"
     for console in (host, assistant, resumed_host, resumed_assistant):
         await console.socket.close()
+
+
+async def test_a_burst_of_consoles_past_the_redis_pool_waits_its_turn_instead_of_failing(
+    stack: Stack, room: str
+) -> None:
+    # A gateway allowed two Redis connections, hit by sixty consoles at once: each must get
+    # its snapshot (waiting for a free connection), none a 500.
+    port = free_port()
+    gateway = stack.spawn(
+        "api-small-pool",
+        "api",
+        env={**stack.env, "LIVECTL_PORT": str(port), "LIVECTL_REDIS_MAX_CONNECTIONS": "2"},
+    )
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(base_url, [gateway])
+        token = stack.token(Role.HOST, [room])
+        url = f"ws://127.0.0.1:{port}/v1/rooms/{room}/console?token={token}"
+
+        async def snapshot_type() -> str:
+            async with connect(url) as socket:
+                return str(codec.loads(await asyncio.wait_for(socket.recv(), 30))["type"])
+
+        assert await asyncio.gather(*(snapshot_type() for _ in range(60))) == ["snapshot"] * 60
+    finally:
+        stop_processes([gateway])

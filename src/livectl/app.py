@@ -11,6 +11,7 @@ from fastapi.responses import RedirectResponse
 from livectl import __version__
 from livectl.auth.endpoints import router as tokens_router
 from livectl.config import Settings
+from livectl.console.endpoints import ConsoleSocketsFirst
 from livectl.console.endpoints import router as console_router
 from livectl.console.hub import Hub
 from livectl.errors import install_error_handlers
@@ -43,6 +44,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    app.add_middleware(ConsoleSocketsFirst)
     for router in (health_router, tokens_router, rooms_router, ingest_router, console_router):
         app.include_router(router)
 

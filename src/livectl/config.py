@@ -24,6 +24,10 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     public_url: str | None = None
+    # Redis connections per process. Past the bound a caller waits up to the timeout for a
+    # free one instead of failing: a thousand consoles connecting at once must queue, not 500.
+    redis_max_connections: int = 512
+    redis_pool_timeout_s: float = 10.0
 
     # Ingest limits (API.md).
     max_body_bytes: int = MiB

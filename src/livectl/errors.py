@@ -6,6 +6,7 @@ from typing import Any, ClassVar
 
 from fastapi import FastAPI, Request, WebSocket
 from fastapi.exceptions import RequestValidationError, WebSocketRequestValidationError
+from redis.exceptions import RedisError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from livectl.kit import codec
@@ -123,6 +124,14 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(LivectlError)
     async def _livectl_error(_: Request, exc: LivectlError) -> JSONBytesResponse:
         return JSONBytesResponse(error_body(exc.code, exc.detail), status_code=exc.status)
+
+    @app.exception_handler(RedisError)
+    async def _redis_error(_: Request, exc: RedisError) -> JSONBytesResponse:
+        # Redis down or every connection busy past the pool timeout: the caller may retry.
+        return JSONBytesResponse(
+            error_body(ServiceUnavailable.code, f"the room state store is unavailable: {exc}"),
+            status_code=ServiceUnavailable.status,
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_: Request, exc: RequestValidationError) -> JSONBytesResponse:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import deque
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -37,31 +36,51 @@ def frame_of(entry_id: bytes, fields: dict[bytes, bytes]) -> Frame:
 
 
 class Subscriber:
-    __slots__ = ("_limit", "frames", "overflowed", "ready", "staff")
+    """One socket's backlog. Kept small on purpose (a list and a future made only while the
+    socket waits): an idle console costs memory for hours, times thousands of sockets."""
+
+    __slots__ = ("_limit", "_waiter", "ended", "frames", "overflowed", "staff")
 
     def __init__(self, limit: int, *, staff: bool) -> None:
         self._limit = limit
+        self._waiter: asyncio.Future[None] | None = None
         self.staff = staff
-        self.frames: deque[Frame] = deque()
+        self.frames: list[Frame] = []
         self.overflowed = False
-        self.ready = asyncio.Event()
+        self.ended = False  # the client went away
 
     def offer(self, frames: Sequence[Frame]) -> bool:
         # The bound is on the backlog a socket has not sent yet, so a reader that keeps up
         # is never dropped however large one burst is; memory stays under limit + one batch.
         if len(self.frames) >= self._limit:
             self.overflowed = True
-            self.ready.set()
+            self._wake()
             return False
         self.frames.extend(frames)
-        self.ready.set()
+        self._wake()
         return True
 
+    def end(self) -> None:
+        self.ended = True
+        self._wake()
+
+    async def wait(self) -> None:
+        """Until there are frames to send, the backlog overflowed or the client left."""
+        if self.frames or self.overflowed or self.ended:
+            return
+        self._waiter = asyncio.get_running_loop().create_future()
+        try:
+            await self._waiter
+        finally:
+            self._waiter = None
+
     def take(self) -> list[Frame]:
-        frames = list(self.frames)
-        self.frames.clear()
-        self.ready.clear()
+        frames, self.frames = self.frames, []
         return frames
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
 
 
 class _ChannelReader:

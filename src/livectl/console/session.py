@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -51,14 +50,13 @@ class ChannelSession:
 
     async def run(self, since: int | None) -> None:
         await self._hub.subscribe(self._room, self._channel, self._subscriber)
+        # One task besides this one: it answers the client and, when the client leaves, ends
+        # the subscriber so the send loop below returns (tasks are most of an idle socket's
+        # memory).
         receiver = asyncio.create_task(self._answer_client())
+        receiver.add_done_callback(lambda _: self._subscriber.end())
         try:
-            last_sent = await self._catch_up(since)
-            sender = asyncio.create_task(self._follow(last_sent))
-            await asyncio.wait({receiver, sender}, return_when=asyncio.FIRST_COMPLETED)
-            sender.cancel()
-            with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect):
-                await sender
+            await self._follow(await self._catch_up(since))
             if self._subscriber.overflowed:
                 await self._close(SLOW_CONSUMER, "too slow: reconnect with since")
         except WebSocketDisconnect:
@@ -107,9 +105,9 @@ class ChannelSession:
 
     async def _follow(self, last_sent: int) -> None:
         subscriber = self._subscriber
-        while not subscriber.overflowed:
-            await subscriber.ready.wait()
-            if subscriber.overflowed:
+        while True:
+            await subscriber.wait()
+            if subscriber.overflowed or subscriber.ended:
                 return
             frames: list[Frame] = subscriber.take()
             texts = [frame.text for frame in frames if frame.seq > last_sent]
