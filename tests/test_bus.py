@@ -75,3 +75,15 @@ async def test_history_never_passes_the_maximum(redis: Redis) -> None:
     kept = await kept_seqs(redis, room)
     assert kept[-1] == 1000
     assert 200 <= len(kept) < 400  # MINID ~ trims whole nodes only: a little over the cap
+
+
+async def test_pipelined_scripts_survive_a_redis_that_forgot_them(redis: Redis) -> None:
+    # After a Redis restart its script cache is empty: every pipelined call is answered
+    # NOSCRIPT, then loaded and sent again, once; the batch lands exactly once.
+    room = unique("noscript")
+    bus = publisher(redis)
+    await bus.publish_once(room, [("warm", [Message("chat", {"n": 0})])])
+    await redis.script_flush()
+    await bus.publish_once(room, [("a", [Message("chat", {"n": 1})]), ("b", [Message("x", 2)])])
+    await bus.publish_once(room, [("a", [Message("chat", {"n": 1})])])
+    assert await kept_seqs(redis, room) == [1, 2, 3]

@@ -11,7 +11,6 @@ from fastapi.responses import RedirectResponse
 from livectl import __version__
 from livectl.auth.endpoints import router as tokens_router
 from livectl.config import Settings
-from livectl.console.endpoints import ConsoleSocketsFirst
 from livectl.console.endpoints import router as console_router
 from livectl.console.hub import Hub
 from livectl.errors import install_error_handlers
@@ -20,6 +19,7 @@ from livectl.ingest.endpoints import router as ingest_router
 from livectl.ingest.service import IngestService
 from livectl.resources import open_resources
 from livectl.rooms.endpoints import router as rooms_router
+from livectl.sockets import LongLivedSocketsFirst
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -44,7 +44,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    app.add_middleware(ConsoleSocketsFirst)
+    app.add_middleware(LongLivedSocketsFirst)
     for router in (health_router, tokens_router, rooms_router, ingest_router, console_router):
         app.include_router(router)
 

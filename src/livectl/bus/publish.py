@@ -14,6 +14,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from livectl.bus.keys import Channel, RoomKeys
+from livectl.bus.scripts import ScriptCall, run_many
 from livectl.config import Settings
 from livectl.kit import codec
 from livectl.kit.clock import now_ms
@@ -103,12 +104,14 @@ class Publisher:
         """Publish each (token, messages) batch unless a batch with that token already was:
         how a worker stays exactly-once on the console when its stream entries are redelivered."""
         keys = self._keys(room, channel)
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for token, messages in batches:
-                if messages:
-                    marker = RoomKeys(room).once(f"{channel.value}:{token}")
-                    await self._script(keys=[*keys, marker], args=self._args(messages), client=pipe)
-            await pipe.execute()
+        calls: list[ScriptCall] = [
+            ([*keys, RoomKeys(room).once(f"{channel.value}:{token}")], self._args(messages))
+            for token, messages in batches
+            if messages
+        ]
+        for result in await run_many(self._redis, self._script, calls):
+            if isinstance(result, Exception):
+                raise result
 
     def _keys(self, room: str, channel: Channel) -> list[str]:
         keys = RoomKeys(room)

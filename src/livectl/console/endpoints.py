@@ -1,12 +1,10 @@
 from __future__ import annotations
 
-import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import APIRouter, WebSocket
 from redis.exceptions import RedisError
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from livectl import metrics
 from livectl.auth.dependencies import authorize_socket, refuse_socket
@@ -16,7 +14,7 @@ from livectl.console.hub import Hub
 from livectl.console.session import ChannelSession
 from livectl.console.snapshot import console_snapshot, live_snapshot
 from livectl.errors import LivectlError, ServiceUnavailable, ValidationFailed
-from livectl.kit.ids import ID_PATTERN, RoomIdPath
+from livectl.kit.ids import RoomIdPath
 from livectl.resources import Resources, socket_resources
 from livectl.rooms.service import RoomCache
 
@@ -83,29 +81,3 @@ async def console_socket(websocket: WebSocket, room: RoomIdPath) -> None:
 async def live_socket(websocket: WebSocket, room: RoomIdPath) -> None:
     """The public subset for viewer apps and overlays (player and up)."""
     await _serve(websocket, room, Channel.LIVE, Role.PLAYER, live_snapshot)
-
-
-_SOCKET_PATH = re.compile(rf"^/v1/rooms/({ID_PATTERN[1:-1]})/(console|live)$")
-
-
-class ConsoleSocketsFirst:
-    """Middleware: console and live sockets go straight to their handler.
-
-    They are the connections that stay open for hours by the thousand, and the framework's
-    routing, dependency solving and exception middleware keep several KB of frames and exit
-    stacks alive per connection for its whole life. The handlers check the token and room
-    themselves and never raise. Anything else, malformed room ids included, takes the normal
-    route (which answers those with 422).
-    """
-
-    def __init__(self, app: ASGIApp) -> None:
-        self._app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        match = _SOCKET_PATH.match(scope["path"]) if scope["type"] == "websocket" else None
-        if match is None:
-            await self._app(scope, receive, send)
-            return
-        websocket = WebSocket(scope, receive, send)
-        room, channel = match.groups()
-        await (console_socket if channel == "console" else live_socket)(websocket, room)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from redis.asyncio import Redis
 
 from livectl.bus.keys import RoomKeys
+from livectl.bus.scripts import ScriptCall, run_many
 from livectl.config import Settings
 from livectl.ingest.validation import ParsedBatch
 from livectl.kit.clock import now_ms
@@ -121,21 +122,22 @@ class Appender:
     async def _flush(self, pending: dict[str, _RoomBatch]) -> None:
         window = self._settings.dedupe_window_ms
         bucket = now_ms() // window
+        calls: list[ScriptCall] = []
+        for room, batch in pending.items():
+            keys = RoomKeys(room)
+            calls.append(
+                (
+                    [keys.events, keys.seen_ids(bucket), keys.seen_ids(bucket - 1)],
+                    [
+                        self._settings.events_stream_maxlen,
+                        2 * window // 1000 + 3600,
+                        batch.payload(),
+                        *batch.ids,
+                    ],
+                )
+            )
         try:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for room, batch in pending.items():
-                    keys = RoomKeys(room)
-                    await self._script(
-                        keys=[keys.events, keys.seen_ids(bucket), keys.seen_ids(bucket - 1)],
-                        args=[
-                            self._settings.events_stream_maxlen,
-                            2 * window // 1000 + 3600,
-                            batch.payload(),
-                            *batch.ids,
-                        ],
-                        client=pipe,
-                    )
-                results = await pipe.execute(raise_on_error=False)
+            results = await run_many(self._redis, self._script, calls)
         except Exception as exc:  # every waiter must hear of a failed flush
             for batch in pending.values():
                 batch.fail(exc)
