@@ -111,6 +111,8 @@ def worker(
     log_level: LogLevel = "info",
 ) -> None:
     """Run the workers: one consumer group per concern over every room's event stream."""
+    from uvicorn.loops.auto import auto_loop_factory
+
     from livectl.workers import CONCERNS, run_workers
 
     _logging(log_level)
@@ -120,7 +122,9 @@ def worker(
         _run_until_signalled(stop)
         await run_workers(Settings(), group or list(CONCERNS), stop)
 
-    asyncio.run(main())
+    # The same event loop the gateway gets from uvicorn: uvloop where it is installed.
+    with asyncio.Runner(loop_factory=auto_loop_factory()) as runner:
+        runner.run(main())
 
 
 @app.command()
