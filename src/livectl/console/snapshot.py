@@ -4,19 +4,29 @@ from __future__ import annotations
 
 from typing import Any
 
+from livectl.kit.clock import now_ms
+from livectl.ranking.service import RankingService
 from livectl.resources import Resources
 from livectl.rooms.service import RoomCache
+from livectl.stats.service import StatsService
 
 
 async def console_snapshot(resources: Resources, room: str) -> dict[str, Any]:
     state = await RoomCache(resources).state(room)
-    products = [p.model_dump() for p in state.products]
+    now = now_ms()
+    ranking = await RankingService(resources).ranking(room, now)
+    by_id = {p.id: p for p in state.products}
+    products = [
+        by_id[item.product_id].model_dump() | item.model_dump(include={"rank", "score", "reasons"})
+        for item in ranking.items
+    ]
     return {
         "room": state.room.model_dump(),
         "products": products,
+        "recommended": ranking.recommended,
         "pinned": state.room.pinned_product_id,
-        # Filled by the stats, coupons and opinion workers as they land (see the issues).
-        "stats": {},
+        # Filled by the coupons and opinion workers as they land (see the issues).
+        "stats": await StatsService(resources).current(room, now),
         "coupons": [],
         "alerts": [],
     }

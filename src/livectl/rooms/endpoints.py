@@ -5,7 +5,9 @@ from typing import Annotated
 from fastapi import APIRouter, Body
 
 from livectl.auth.dependencies import Assistant, Controller, Host, Player
+from livectl.kit.clock import now_ms
 from livectl.kit.ids import ProductIdPath, RoomIdPath
+from livectl.ranking.service import RankingService
 from livectl.resources import Deps, Resources
 from livectl.rooms.rules import RoomAction
 from livectl.rooms.schemas import PinOut, ProductIn, ProductOut, RoomCreate, RoomOut
@@ -60,7 +62,8 @@ async def put_products(
 
 @router.get("/{room}/products")
 async def get_products(room: RoomIdPath, _: Player, deps: Deps) -> list[ProductOut]:
-    return (await RoomService(deps).cache.state(room)).products
+    """The room's products in ranked order, each with its score and reasons."""
+    return await RankingService(deps).ranked_products(room, now_ms())
 
 
 @router.post("/{room}/products/{pid}/pin")

@@ -1,0 +1,19 @@
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from livectl.auth.dependencies import Host
+from livectl.kit.clock import now_ms
+from livectl.kit.ids import RoomIdPath
+from livectl.resources import Deps
+from livectl.stats.service import StatsService
+
+router = APIRouter(prefix="/v1/rooms", tags=["stats"])
+
+
+@router.get("/{room}/stats")
+async def get_stats(room: RoomIdPath, _: Host, deps: Deps) -> dict[str, Any]:
+    """The room's live numbers now: the same figures as the console's `stats` message."""
+    return await StatsService(deps).current(room, now_ms())

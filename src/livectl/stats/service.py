@@ -1,0 +1,212 @@
+"""A room's live numbers in Redis: applied once per stream entry, read in one call.
+
+Counters are exact (HINCRBY in a hash); unique viewers are HyperLogLogs; who is online is a
+sorted set of last signs of life, and open sessions a hash of when each began. Rates come
+from 1 s buckets in a hash, summed and pruned by the same call that reads them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
+
+from livectl.bus.keys import APPLIED_TTL_MS, Channel, RoomKeys
+from livectl.bus.publish import Message
+from livectl.kit import codec
+from livectl.resources import Resources
+from livectl.rooms.service import RoomCache
+from livectl.stats import repository
+from livectl.stats.rules import WINDOW_S, Counters, EntryEffect, summarise, viewer_safe
+from livectl.store.engine import transaction
+
+# KEYS: applied set, totals, window, uv, new viewers, fans, online, sessions
+# ARGV: entry id, applied ttl ms, now s, entry ms, effect (EntryEffect.wire JSON)
+_APPLY = """
+if redis.call('SADD', KEYS[1], ARGV[1]) == 0 then return 0 end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+local effect = cjson.decode(ARGV[5])
+for name, n in pairs(effect.t) do redis.call('HINCRBY', KEYS[2], name, n) end
+for metric, n in pairs(effect.w) do
+  redis.call('HINCRBY', KEYS[3], ARGV[3] .. ':' .. metric, n)
+end
+for i, users in ipairs({effect.u, effect.n, effect.f}) do
+  if #users > 0 then redis.call('PFADD', KEYS[3 + i], unpack(users)) end
+end
+local at = tonumber(ARGV[4])
+for i = 1, #effect.p, 2 do
+  local user = effect.p[i + 1]
+  if effect.p[i] == 'p' then
+    redis.call('ZADD', KEYS[7], 'GT', at, user)
+    redis.call('HSETNX', KEYS[8], user, at)
+  else
+    redis.call('ZREM', KEYS[7], user)
+    local began = redis.call('HGET', KEYS[8], user)
+    if began then
+      redis.call('HDEL', KEYS[8], user)
+      redis.call('HINCRBY', KEYS[2], 'dwell_ms', math.max(0, at - tonumber(began)))
+      redis.call('HINCRBY', KEYS[2], 'sessions', 1)
+    end
+  end
+end
+return 1
+"""
+
+# KEYS: totals, window, uv, new viewers, fans, online, sessions, pin
+# ARGV: now ms, online timeout ms, window s, 'tick' or 'read'
+# A tick also closes the sessions of viewers who vanished, adds the pinned product's
+# exposure since the last tick, prunes old buckets and says when a minute has ended.
+_READ = """
+local now = tonumber(ARGV[1])
+local tick = ARGV[4] == 'tick'
+local ended_minute = -1
+if tick then
+  local cutoff = now - tonumber(ARGV[2])
+  local gone = redis.call('ZRANGEBYSCORE', KEYS[6], '-inf', cutoff, 'WITHSCORES', 'LIMIT', 0, 1000)
+  local users = {}
+  for i = 1, #gone, 2 do
+    users[#users + 1] = gone[i]
+    local began = redis.call('HGET', KEYS[7], gone[i])
+    if began then
+      local dwell = math.max(0, tonumber(gone[i + 1]) - tonumber(began))
+      redis.call('HINCRBY', KEYS[1], 'dwell_ms', dwell)
+      redis.call('HINCRBY', KEYS[1], 'sessions', 1)
+    end
+  end
+  if #users > 0 then
+    redis.call('ZREM', KEYS[6], unpack(users))
+    redis.call('HDEL', KEYS[7], unpack(users))
+  end
+  local last = tonumber(redis.call('HGET', KEYS[1], 'tick_ms') or '0')
+  local pinned = redis.call('GET', KEYS[8])
+  if pinned and last > 0 then
+    -- Capped: a room nobody ticked for a while was not necessarily showing its pin.
+    local shown = math.max(0, math.min(now - last, 5000))
+    redis.call('HINCRBY', KEYS[1], 'exposure_ms:' .. pinned, shown)
+  end
+  redis.call('HSET', KEYS[1], 'tick_ms', now)
+  local minute = math.floor(now / 60000)
+  local rolled = tonumber(redis.call('HGET', KEYS[1], 'minute') or '-1')
+  if rolled ~= minute then
+    redis.call('HSET', KEYS[1], 'minute', minute)
+    ended_minute = rolled
+  end
+end
+local from = math.floor(now / 1000) - tonumber(ARGV[3]) + 1
+local sums = {}
+local stale = {}
+local buckets = redis.call('HGETALL', KEYS[2])
+for i = 1, #buckets, 2 do
+  local sep = string.find(buckets[i], ':', 1, true)
+  if tonumber(string.sub(buckets[i], 1, sep - 1)) >= from then
+    local metric = string.sub(buckets[i], sep + 1)
+    sums[metric] = (sums[metric] or 0) + tonumber(buckets[i + 1])
+  elseif tick then
+    stale[#stale + 1] = buckets[i]
+  end
+end
+if #stale > 0 then redis.call('HDEL', KEYS[2], unpack(stale)) end
+local window = {}
+for metric, n in pairs(sums) do
+  window[#window + 1] = metric
+  window[#window + 1] = n
+end
+return {redis.call('HGETALL', KEYS[1]), window, redis.call('ZCARD', KEYS[6]),
+        redis.call('PFCOUNT', KEYS[3]), redis.call('PFCOUNT', KEYS[4]),
+        redis.call('PFCOUNT', KEYS[5]), ended_minute}
+"""
+
+# A viewer with no sign of life for this long is no longer counted online.
+ONLINE_TIMEOUT_MS = 5 * 60_000
+
+
+def _pairs(flat: Sequence[Any]) -> dict[str, int]:
+    return {codec.text(flat[i]): int(flat[i + 1]) for i in range(0, len(flat), 2)}
+
+
+def _viewer_keys(keys: RoomKeys) -> list[str]:
+    return [keys.stats_viewers("all"), keys.stats_viewers("new"), keys.stats_viewers("fans")]
+
+
+class StatsStore:
+    """The room's counters in Redis."""
+
+    def __init__(self, redis: Redis) -> None:
+        self._apply = redis.register_script(_APPLY)
+        self._read = redis.register_script(_READ)
+
+    async def apply(
+        self,
+        pipe: Pipeline,
+        room: str,
+        group: str,
+        entry_id: str,
+        *,
+        effect: EntryEffect,
+        now_s: int,
+    ) -> None:
+        """Queue one entry's effect on ``pipe``; applied once, however often it is queued."""
+        keys = RoomKeys(room)
+        await self._apply(
+            keys=[
+                keys.applied(group, entry_id),
+                keys.stats_totals,
+                keys.stats_window,
+                *_viewer_keys(keys),
+                keys.online,
+                keys.sessions,
+            ],
+            args=[
+                entry_id,
+                APPLIED_TTL_MS,
+                now_s,
+                int(entry_id.partition("-")[0]),
+                codec.dumps(effect.wire()),
+            ],
+            client=pipe,
+        )
+
+    async def read(self, room: str, now_ms: int, *, tick: bool) -> tuple[Counters, int | None]:
+        """The counters, and on a tick the minute (epoch minutes) that has just ended."""
+        keys = RoomKeys(room)
+        totals, window, online, uv, new, fans, ended = await self._read(
+            keys=[
+                keys.stats_totals,
+                keys.stats_window,
+                *_viewer_keys(keys),
+                keys.online,
+                keys.sessions,
+                keys.pin,
+            ],
+            args=[now_ms, ONLINE_TIMEOUT_MS, WINDOW_S, "tick" if tick else "read"],
+        )
+        counters = Counters(_pairs(totals), _pairs(window), online, uv, new, fans)
+        return counters, (int(ended) if int(ended) >= 0 else None)
+
+
+class StatsService:
+    def __init__(self, resources: Resources) -> None:
+        self._resources = resources
+        self._store = StatsStore(resources.redis)
+        self._cache = RoomCache(resources)
+
+    async def current(self, room: str, now_ms: int) -> dict[str, Any]:
+        state = await self._cache.state(room)  # 404 for an unknown room
+        counters, _ = await self._store.read(room, now_ms, tick=False)
+        return summarise(counters, [p.id for p in state.products])
+
+    async def tick(self, room: str, now_ms: int) -> None:
+        """Once a second while live: push the figures; at each minute's end, roll it up."""
+        state = await self._cache.state_or_none(room)
+        if state is None:
+            return
+        counters, ended_minute = await self._store.read(room, now_ms, tick=True)
+        stats = summarise(counters, [p.id for p in state.products])
+        publisher = self._resources.publisher
+        await publisher.publish(room, [Message("stats", stats)], (Channel.CONSOLE,))
+        await publisher.publish(room, [Message("stats", viewer_safe(stats))], (Channel.LIVE,))
+        if ended_minute is not None:
+            async with transaction(self._resources.sessionmaker) as tx:
+                await repository.upsert_minute(tx.session, room, ended_minute * 60_000, stats)

@@ -1,0 +1,35 @@
+"""The stats concern: every stream entry's effect on the room's counters, applied once."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from livectl.bus.consumer import Entry
+from livectl.ingest.entries import unpack_entry
+from livectl.kit.clock import now_ms
+from livectl.ranking.rules import MentionMatcher
+from livectl.ranking.service import product_specs
+from livectl.resources import Resources
+from livectl.rooms.service import RoomCache
+from livectl.stats.rules import entry_effect
+from livectl.stats.service import StatsStore
+
+GROUP = "stats"
+
+
+class StatsWorker:
+    def __init__(self, resources: Resources) -> None:
+        self._redis = resources.redis
+        self._cache = RoomCache(resources)
+        self._store = StatsStore(resources.redis)
+
+    async def handle(self, room: str, entries: Sequence[Entry]) -> None:
+        state = await self._cache.state_or_none(room)
+        matcher = MentionMatcher(product_specs(state.products if state else []))
+        now_s = now_ms() // 1000
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for entry in entries:
+                events = (item.event for item in unpack_entry(entry.id, entry.fields))
+                effect = entry_effect(events, matcher)
+                await self._store.apply(pipe, room, GROUP, entry.id, effect=effect, now_s=now_s)
+            await pipe.execute()
