@@ -48,6 +48,10 @@ class Settings(BaseSettings):
     # Frames beyond this are refused by the WebSocket layer itself (close 1009).
     ws_protocol_max_bytes: int = 4 * MiB
 
+    # Every worker consumer group holds one blocking read per room, so a process needs far
+    # more Redis connections than redis-py's default pool of 100.
+    redis_max_connections: int = 2000
+
     # Workers.
     worker_batch: int = 500
     worker_block_ms: int = 1000
