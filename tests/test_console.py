@@ -40,7 +40,11 @@ async def test_first_message_is_a_snapshot_of_the_room(
     assert snapshot["data"]["room"]["id"] == room
     assert snapshot["data"]["room"]["status"] == "live"
     assert snapshot["data"]["pinned"] == "sku-2"
-    assert [p["id"] for p in snapshot["data"]["products"]] == ["sku-1", "sku-2", "sku-3"]
+    # Products come ranked: the pinned one first, the rest in the room's order (no signals).
+    assert [p["id"] for p in snapshot["data"]["products"]] == ["sku-2", "sku-1", "sku-3"]
+    assert snapshot["data"]["products"][0]["reasons"] == ["pinned now"]
+    assert snapshot["data"]["recommended"] == "sku-1"
+    assert snapshot["data"]["stats"]["comments"] == 0
     await console.socket.close()
 
 
