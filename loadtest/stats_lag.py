@@ -1,0 +1,279 @@
+"""``python -m loadtest stats-lag``: do the stats and ranking workers keep up with ingest?
+
+Drives a mix of events (chat naming the product, likes, enters, clicks, carts, orders) as
+REST batches into N live rooms at a target rate, with only the ``stats`` and ``ranking``
+consumer groups running in W worker processes, and samples every room's consumer lag: how far
+the group's last delivered entry is behind the stream's newest, how old its oldest pending
+entry is, and how many are pending. Reports events/s per worker process once both groups have
+caught up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import secrets
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+from redis import Redis
+
+from livectl.auth.tokens import Role
+from livectl.bus.keys import RoomKeys
+from livectl.ingest.entries import entry_ms
+from livectl.kit import codec
+from loadtest import report
+from loadtest.bench import CpuWatch, chat_event
+from loadtest.stack import (
+    Api,
+    Child,
+    backing_services,
+    free_port,
+    gateway,
+    livectl_env,
+    redis_client,
+)
+
+log = logging.getLogger("loadtest")
+
+GROUPS = ("stats", "ranking")
+_SAMPLE_EVERY_S = 0.5
+_CATCH_UP_TIMEOUT_S = 60.0
+RESULTS = Path(__file__).parent / "results" / "stats_lag.json"
+
+
+def event_mix(size: int, offset: int) -> bytes:
+    """A batch like a busy room's: mostly chat and likes, some viewers coming in, some buying."""
+    events: list[dict[str, Any]] = []
+    for i in range(offset, offset + size):
+        user = {"id": f"u{i % 50_000}", "new": i % 7 == 0, "fan": i % 5 == 0}
+        kind = i % 20
+        if kind < 10:
+            events.append(chat_event(i))
+        elif kind < 15:
+            events.append({"type": "like", "count": 1 + i % 5, "user": user})
+        elif kind < 17:
+            events.append({"type": "enter", "user": user})
+        elif kind == 17:
+            events.append({"type": "click", "product_id": "sku-1", "user": user})
+        elif kind == 18:
+            events.append({"type": "cart", "product_id": "sku-1", "user": user})
+        else:
+            order = {"id": f"o{i}", "quantity": 1, "amount": 29900}
+            events.append({"type": "order", "product_id": "sku-1", "order": order, "user": user})
+    return orjson.dumps(events)
+
+
+def room_lag(redis: Redis, room: str, now_ms: int) -> dict[str, tuple[int, int, int]]:
+    """Per group: (delivered lag ms, age of the oldest pending entry ms, pending count)."""
+    stream = RoomKeys(room).events
+    if not redis.exists(stream):
+        return {}
+    head = entry_ms(codec.text(redis.xinfo_stream(stream)["last-generated-id"]))
+    lags = {}
+    for group in redis.xinfo_groups(stream):
+        name = codec.text(group["name"])
+        delivered = max(0, head - entry_ms(codec.text(group["last-delivered-id"])))
+        pending = int(group["pending"])
+        oldest = 0
+        if pending:
+            summary = redis.xpending(stream, name)
+            oldest = max(0, now_ms - entry_ms(codec.text(summary["min"])))
+        lags[name] = (delivered, oldest, pending)
+    return lags
+
+
+async def drive(
+    base_url: str, tokens: dict[str, str], rate: float, seconds: float, batch: int
+) -> int:
+    """Post batches round-robin over the rooms at ``rate`` events/s; the events accepted."""
+    rooms = list(tokens)
+    payloads = [event_mix(batch, i * batch) for i in range(16)]
+    sent = 0
+    interval = batch / rate
+    started = time.monotonic()
+    in_flight: set[asyncio.Task[None]] = set()
+    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+    async with httpx.AsyncClient(base_url=base_url, timeout=30, limits=limits) as client:
+
+        async def post(room: str, body: bytes) -> None:
+            nonlocal sent
+            reply = await client.post(
+                f"/v1/rooms/{room}/events",
+                content=body,
+                headers={"authorization": f"Bearer {tokens[room]}"},
+            )
+            if reply.status_code != 202:
+                raise RuntimeError(f"ingest answered {reply.status_code}: {reply.text[:200]}")
+            sent += int(reply.json()["accepted"])
+
+        n = 0
+        while time.monotonic() - started < seconds:
+            await asyncio.sleep(max(0.0, started + n * interval - time.monotonic()))
+            task = asyncio.create_task(post(rooms[n % len(rooms)], payloads[n % len(payloads)]))
+            in_flight.add(task)
+            task.add_done_callback(in_flight.discard)
+            n += 1
+            if len(in_flight) > 256:
+                await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.gather(*in_flight)
+    return sent
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m loadtest stats-lag", description=__doc__)
+    parser.add_argument("--redis-url", help="use this Redis (default: an embedded one)")
+    parser.add_argument("--database-url", help="use this PostgreSQL server (scratch database)")
+    parser.add_argument("--rooms", type=int, default=20)
+    parser.add_argument("--rate", type=float, default=60_000, help="events/s to offer")
+    parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--batch", type=int, default=500, help="events per REST call")
+    parser.add_argument("--workers", type=int, default=1, help="worker processes")
+    parser.add_argument("--gateway-processes", type=int, default=2)
+    parser.add_argument("--output", type=Path, default=RESULTS)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    for noisy in ("pgserver", "httpx", "alembic", "livectl.embedded"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    conditions = report.machine()
+    run_id = secrets.token_hex(3)
+    with (
+        tempfile.TemporaryDirectory(prefix="livectl-statslag-") as work_name,
+        backing_services(
+            Path(work_name), redis_url=args.redis_url, database_url=args.database_url, run_id=run_id
+        ) as urls,
+    ):
+        work_dir = Path(work_name)
+        log_dir = args.output.parent / "logs"
+        log_dir.mkdir(parents=True, exist_ok=True)
+        redis = redis_client(urls.redis_url)
+        secret = secrets.token_urlsafe(48)
+        env = livectl_env(urls, secret, work_dir, free_port())
+        rooms = [f"lag-{run_id}-{i}" for i in range(args.rooms)]
+        with gateway(env, args.gateway_processes, log_dir) as running:
+            api = Api(running.base_url, secret)
+            for room in rooms:
+                api.live_room(room)
+            tokens = {room: api.token(Role.INGEST, room) for room in rooms}
+            api.close()
+            group_args = [part for group in GROUPS for part in ("--group", group)]
+            workers = [
+                Child(f"stats-worker-{i}", ["worker", *group_args], env, log_dir)
+                for i in range(args.workers)
+            ]
+            try:
+                result = measure(
+                    redis,
+                    base_url=running.base_url,
+                    tokens=tokens,
+                    workers=workers,
+                    gateway_pids=running.pids,
+                    args=args,
+                )
+            finally:
+                for worker in workers:
+                    worker.stop()
+                for room in rooms:
+                    keys = list(redis.scan_iter(match=f"lc:{{{room}}}*", count=1000))
+                    if keys:
+                        redis.delete(*keys)
+                    redis.srem("lc:rooms", room)
+        redis.close()
+    result["conditions"] = conditions
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(result, indent=2, ensure_ascii=False))
+    print(json.dumps(result, indent=2, ensure_ascii=False))
+    return 0
+
+
+def measure(
+    redis: Redis,
+    *,
+    base_url: str,
+    tokens: dict[str, str],
+    workers: list[Child],
+    gateway_pids: Callable[[], Sequence[int]],
+    args: argparse.Namespace,
+) -> dict[str, Any]:
+    rooms = list(tokens)
+    time.sleep(2.0)  # the workers find the rooms on their next scan
+    watch = CpuWatch(
+        {
+            "gateway": gateway_pids,
+            "workers": lambda: [pid for w in workers for pid in w.pids()],
+        }
+    )
+    lag_max: Counter[str] = Counter()
+    oldest_max: Counter[str] = Counter()
+    pending_max: Counter[str] = Counter()
+    watch.begin()
+    started = time.monotonic()
+
+    async def run() -> int:
+        load = asyncio.create_task(drive(base_url, tokens, args.rate, args.seconds, args.batch))
+        while not load.done():
+            sample(redis, rooms, lag_max, oldest_max, pending_max)
+            for worker in workers:
+                worker.check_running()
+            await asyncio.sleep(_SAMPLE_EVERY_S)
+        return await load
+
+    sent = asyncio.run(run())
+    sending_s = time.monotonic() - started
+    deadline = time.monotonic() + _CATCH_UP_TIMEOUT_S
+    while time.monotonic() < deadline:
+        lags = sample(redis, rooms, lag_max, oldest_max, pending_max)
+        if all(lagged == 0 for lagged in lags.values()):
+            break
+        time.sleep(0.1)
+    caught_up_s = time.monotonic() - started
+    watch.stop()
+    counted = sum(int(redis.hget(RoomKeys(room).stats_totals, "likes") or 0) > 0 for room in rooms)
+    return {
+        "rooms": len(rooms),
+        "worker_processes": len(workers),
+        "offered_events_per_s": args.rate,
+        "accepted_events": sent,
+        "accepted_events_per_s": round(sent / sending_s),
+        "sending_s": round(sending_s, 1),
+        "caught_up_after_s": round(caught_up_s, 1),
+        "events_per_s_per_worker_process": round(sent / caught_up_s / len(workers)),
+        "delivered_lag_max_ms": dict(lag_max),
+        "oldest_pending_max_ms": dict(oldest_max),
+        "pending_max_entries": dict(pending_max),
+        "rooms_with_stats": counted,
+        "cpu_cores": watch.cpu,
+    }
+
+
+def sample(
+    redis: Redis,
+    rooms: list[str],
+    lag_max: Counter[str],
+    oldest_max: Counter[str],
+    pending_max: Counter[str],
+) -> dict[str, int]:
+    """Fold one sample of every room into the maxima; the total lag per group now."""
+    now = int(time.time() * 1000)
+    total: Counter[str] = Counter(dict.fromkeys(GROUPS, 0))
+    for room in rooms:
+        for group, (delivered, oldest, pending) in room_lag(redis, room, now).items():
+            if group not in GROUPS:
+                continue
+            lag_max[group] = max(lag_max[group], delivered)
+            oldest_max[group] = max(oldest_max[group], oldest)
+            pending_max[group] = max(pending_max[group], pending)
+            total[group] += delivered + pending
+    return dict(total)
