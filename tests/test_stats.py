@@ -222,8 +222,8 @@ async def test_a_stats_worker_killed_and_restarted_loses_no_counts(
     store = StatsStore(client)
 
     async def counted() -> tuple[int, int]:
-        counters, _ = await store.read(room, now_ms(), tick=False)
-        return counters.totals.get("comments", 0), counters.totals.get("likes", 0)
+        totals = (await store.read(room, now_ms(), tick=False)).counters.totals
+        return totals.get("comments", 0), totals.get("likes", 0)
 
     victim = stack.spawn("stats-victim", "worker", "--group", "stats", env=env)
     try:

@@ -8,6 +8,7 @@ from 1 s buckets in a hash, summed and pruned by the same call that reads them.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio import Redis
@@ -54,10 +55,11 @@ end
 return 1
 """
 
-# KEYS: totals, window, uv, new viewers, fans, online, sessions, pin
+# KEYS: totals, window, uv, new viewers, fans, online, sessions, pin, room
 # ARGV: now ms, online timeout ms, window s, 'tick' or 'read'
-# A tick also closes the sessions of viewers who vanished, adds the pinned product's
-# exposure since the last tick, prunes old buckets and says when a minute has ended.
+# Returns the room's cached record too, so a tick needs no other read. A tick also closes
+# the sessions of viewers who vanished, adds the pinned product's exposure since the last
+# tick, prunes old buckets and says when a minute has ended.
 _READ = """
 local now = tonumber(ARGV[1])
 local tick = ARGV[4] == 'tick'
@@ -115,7 +117,7 @@ for metric, n in pairs(sums) do
 end
 return {redis.call('HGETALL', KEYS[1]), window, redis.call('ZCARD', KEYS[6]),
         redis.call('PFCOUNT', KEYS[3]), redis.call('PFCOUNT', KEYS[4]),
-        redis.call('PFCOUNT', KEYS[5]), ended_minute}
+        redis.call('PFCOUNT', KEYS[5]), ended_minute, redis.call('HGET', KEYS[9], 'json') or ''}
 """
 
 # A viewer with no sign of life for this long is no longer counted online.
@@ -128,6 +130,15 @@ def _pairs(flat: Sequence[Any]) -> dict[str, int]:
 
 def _viewer_keys(keys: RoomKeys) -> list[str]:
     return [keys.stats_viewers("all"), keys.stats_viewers("new"), keys.stats_viewers("fans")]
+
+
+@dataclass(frozen=True, slots=True)
+class StatsRead:
+    counters: Counters
+    # On a tick, the minute (in epoch minutes) that has just ended, if one has.
+    ended_minute: int | None
+    # From the room's cached record; None when that is missing.
+    product_ids: list[str] | None
 
 
 class StatsStore:
@@ -168,10 +179,9 @@ class StatsStore:
             client=pipe,
         )
 
-    async def read(self, room: str, now_ms: int, *, tick: bool) -> tuple[Counters, int | None]:
-        """The counters, and on a tick the minute (epoch minutes) that has just ended."""
+    async def read(self, room: str, now_ms: int, *, tick: bool) -> StatsRead:
         keys = RoomKeys(room)
-        totals, window, online, uv, new, fans, ended = await self._read(
+        totals, window, online, uv, new, fans, ended, state = await self._read(
             keys=[
                 keys.stats_totals,
                 keys.stats_window,
@@ -179,11 +189,15 @@ class StatsStore:
                 keys.online,
                 keys.sessions,
                 keys.pin,
+                keys.meta,
             ],
             args=[now_ms, ONLINE_TIMEOUT_MS, WINDOW_S, "tick" if tick else "read"],
         )
-        counters = Counters(_pairs(totals), _pairs(window), online, uv, new, fans)
-        return counters, (int(ended) if int(ended) >= 0 else None)
+        return StatsRead(
+            Counters(_pairs(totals), _pairs(window), online, uv, new, fans),
+            ended_minute=int(ended) if int(ended) >= 0 else None,
+            product_ids=[p["id"] for p in codec.loads(state)["products"]] if state else None,
+        )
 
 
 class StatsService:
@@ -194,16 +208,18 @@ class StatsService:
 
     async def current(self, room: str, now_ms: int) -> dict[str, Any]:
         state = await self._cache.state(room)  # 404 for an unknown room
-        counters, _ = await self._store.read(room, now_ms, tick=False)
-        return summarise(counters, [p.id for p in state.products])
+        read = await self._store.read(room, now_ms, tick=False)
+        return summarise(read.counters, [p.id for p in state.products])
 
     async def tick(self, room: str, now_ms: int) -> None:
         """Once a second while live: push the figures; at each minute's end, roll it up."""
-        state = await self._cache.state_or_none(room)
-        if state is None:
-            return
-        counters, ended_minute = await self._store.read(room, now_ms, tick=True)
-        stats = summarise(counters, [p.id for p in state.products])
+        read = await self._store.read(room, now_ms, tick=True)
+        product_ids = read.product_ids
+        if product_ids is None:
+            state = await self._cache.state_or_none(room)
+            product_ids = [p.id for p in state.products] if state else []
+        stats = summarise(read.counters, product_ids)
+        ended_minute = read.ended_minute
         publisher = self._resources.publisher
         await publisher.publish(room, [Message("stats", stats)], (Channel.CONSOLE,))
         await publisher.publish(room, [Message("stats", viewer_safe(stats))], (Channel.LIVE,))
