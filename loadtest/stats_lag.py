@@ -85,8 +85,8 @@ def room_lag(redis: Redis, room: str, now_ms: int) -> dict[str, tuple[int, int, 
         pending = int(group["pending"])
         oldest = 0
         if pending:
-            summary = redis.xpending(stream, name)
-            oldest = max(0, now_ms - entry_ms(codec.text(summary["min"])))
+            first = redis.xpending(stream, name)["min"]  # None if acked since XINFO
+            oldest = max(0, now_ms - entry_ms(codec.text(first))) if first else 0
         lags[name] = (delivered, oldest, pending)
     return lags
 
