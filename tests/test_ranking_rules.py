@@ -217,8 +217,9 @@ def test_an_entry_effect_counts_exactly_what_was_sent() -> None:
         {"type": "leave", "user": user("a")},
         {"type": "follow", "user": user("b")},
         {"type": "share", "user": user("c")},
+        {"type": "click", "product_id": "made-up", "user": user("c")},
     ]
-    effect = entry_effect(events, MATCHER)
+    effect = entry_effect(events, MATCHER, {"sku-1", "sku-2", "sku-3"})
     assert effect.totals == {
         "views": 1,
         "comments": 1,

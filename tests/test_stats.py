@@ -23,7 +23,7 @@ from livectl.ingest.validation import parse_batch
 from livectl.kit import codec
 from livectl.kit.clock import now_ms
 from livectl.resources import Resources, open_resources
-from livectl.stats.service import StatsService, StatsStore
+from livectl.stats.service import ONLINE_TIMEOUT_MS, StatsService, StatsStore
 from tests.conftest import Stack, chat, create_room, open_console, unique, wait_for
 
 USERS = 1000
@@ -314,3 +314,37 @@ async def test_stats_refuse_bad_callers(stack: Stack, admin: httpx.AsyncClient) 
         hostile = await client.get("/v1/rooms/a%20b%3Cscript%3E/stats", headers=host)
         assert (hostile.status_code, hostile.json()["error"]) == (422, "validation_error")
         assert (await client.get(url, headers=stack.headers(Role.HOST, [room]))).status_code == 200
+
+
+async def test_vanished_viewers_time_out_and_their_visits_count_in_dwell_time(
+    stack: Stack, admin: httpx.AsyncClient, resources: Resources
+) -> None:
+    room = await create_room(admin)
+    await post_events(stack, room, [{"type": "enter", "user": {"id": f"v{i}"}} for i in range(3)])
+    await post_events(stack, room, [{"type": "leave", "user": {"id": "v0"}}])
+
+    async def two_online() -> bool:
+        stats = await stats_of(admin, room)
+        return bool(stats["online"] == 2 and stats["views"] == 3)
+
+    await wait_for(two_online)
+    assert (await stats_of(admin, room))["avg_dwell_s"] >= 0  # v0's visit: closed, ~0 s
+
+    store = StatsStore(resources.redis)
+    later = now_ms() + ONLINE_TIMEOUT_MS + 60_000
+    read = await store.read(room, later, tick=True)  # a tick long after: v1, v2 vanished
+    assert read.counters.online == 0
+    assert read.counters.totals["sessions"] == 3
+    # Their visits end at their last sign of life, not when the tick noticed.
+    assert read.counters.totals["dwell_ms"] < 60_000
+
+
+async def test_pinned_time_is_the_product_exposure(stack: Stack, admin: httpx.AsyncClient) -> None:
+    room = await create_room(admin)
+    assert (await admin.post(f"/v1/rooms/{room}/products/sku-3/pin")).status_code == 200
+
+    async def exposed() -> bool:
+        funnel = {row["product_id"]: row for row in (await stats_of(admin, room))["funnel"]}
+        return bool(funnel["sku-3"]["exposure_s"] >= 2 and funnel["sku-1"]["exposure_s"] == 0)
+
+    await wait_for(exposed, timeout=15)

@@ -4,7 +4,7 @@ console shows from the counters read back in one call."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,9 +33,11 @@ class EntryEffect:
     presence: list[tuple[str, str]] = field(default_factory=list)
 
     def wire(self) -> dict[str, Any]:
+        # Amounts as strings: Lua holds numbers as doubles, inexact past 2**53 and handed to
+        # HINCRBY as 1e+17, which it refuses; a merged entry of large orders gets there.
         return {
-            "t": dict(self.totals),
-            "w": dict(self.window),
+            "t": {name: str(n) for name, n in self.totals.items()},
+            "w": {name: str(n) for name, n in self.window.items()},
             "u": sorted(self.viewers),
             "n": sorted(self.new_viewers),
             "f": sorted(self.fans),
@@ -49,11 +51,12 @@ def _count(effect: EntryEffect, name: str, n: int) -> None:
         effect.window[name] += n
 
 
-def entry_effect(events: Iterable[Mapping[str, Any]], matcher: MentionMatcher) -> EntryEffect:
+def entry_effect(
+    events: Iterable[Mapping[str, Any]], matcher: MentionMatcher, products: Container[str]
+) -> EntryEffect:
     effect = EntryEffect()
     last_state: dict[str, str] = {}
     for event in events:
-        kind = event["type"]
         user = event["user"]
         user_id = user["id"]
         effect.viewers.add(user_id)
@@ -61,34 +64,43 @@ def entry_effect(events: Iterable[Mapping[str, Any]], matcher: MentionMatcher) -
             effect.new_viewers.add(user_id)
         if user.get("fan"):
             effect.fans.add(user_id)
-        state = "l" if kind == "leave" else "p"
+        state = "l" if event["type"] == "leave" else "p"
         if last_state.get(user_id) != state:
             last_state[user_id] = state
             effect.presence.append((state, user_id))
-
-        product_id = event.get("product_id")
-        if kind == "chat":
-            _count(effect, "comments", 1)
-            for mentioned in matcher.match(event["text"]).product_ids:
-                effect.totals[f"mentions:{mentioned}"] += 1
-        elif kind == "like":
-            _count(effect, "likes", event.get("count") or 1)
-        elif kind == "enter":
-            _count(effect, "views", 1)
-        elif kind in ("follow", "share"):
-            _count(effect, f"{kind}s", 1)
-        elif kind in ("click", "cart"):
-            effect.totals[f"{kind}s:{product_id}"] += 1
-        elif kind == "order":
-            amount, quantity = event["order"]["amount"], event["order"]["quantity"]
-            _count(effect, "orders", 1)
-            _count(effect, "gmv", amount)
-            effect.totals["items"] += quantity
-            if product_id:
-                effect.totals[f"orders:{product_id}"] += 1
-                effect.totals[f"quantity:{product_id}"] += quantity
-                effect.totals[f"gmv:{product_id}"] += amount
+        _count_event(effect, event, matcher, products)
     return effect
+
+
+def _count_event(
+    effect: EntryEffect, event: Mapping[str, Any], matcher: MentionMatcher, products: Container[str]
+) -> None:
+    """Per-product figures only for the room's own products, so an ingest client naming
+    made-up products cannot grow the room's counters without bound."""
+    kind = event["type"]
+    product_id = event.get("product_id")
+    known = product_id in products
+    if kind == "chat":
+        _count(effect, "comments", 1)
+        for mentioned in matcher.match(event["text"]).product_ids:
+            effect.totals[f"mentions:{mentioned}"] += 1
+    elif kind == "like":
+        _count(effect, "likes", event.get("count") or 1)
+    elif kind == "enter":
+        _count(effect, "views", 1)
+    elif kind in ("follow", "share"):
+        _count(effect, f"{kind}s", 1)
+    elif kind in ("click", "cart") and known:
+        effect.totals[f"{kind}s:{product_id}"] += 1
+    elif kind == "order":
+        amount, quantity = event["order"]["amount"], event["order"]["quantity"]
+        _count(effect, "orders", 1)
+        _count(effect, "gmv", amount)
+        effect.totals["items"] += quantity
+        if known:
+            effect.totals[f"orders:{product_id}"] += 1
+            effect.totals[f"quantity:{product_id}"] += quantity
+            effect.totals[f"gmv:{product_id}"] += amount
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,11 +25,13 @@ class StatsWorker:
 
     async def handle(self, room: str, entries: Sequence[Entry]) -> None:
         state = await self._cache.state_or_none(room)
-        matcher = MentionMatcher(product_specs(state.products if state else []))
+        products = state.products if state else []
+        matcher = MentionMatcher(product_specs(products))
+        known = {p.id for p in products}
         now_s = now_ms() // 1000
         async with self._redis.pipeline(transaction=False) as pipe:
             for entry in entries:
                 events = (item.event for item in unpack_entry(entry.id, entry.fields))
-                effect = entry_effect(events, matcher)
+                effect = entry_effect(events, matcher, known)
                 await self._store.apply(pipe, room, GROUP, entry.id, effect=effect, now_s=now_s)
             await pipe.execute()
