@@ -14,15 +14,10 @@ from livectl.stats.service import StatsService
 async def console_snapshot(resources: Resources, room: str) -> dict[str, Any]:
     state = await RoomCache(resources).state(room)
     now = now_ms()
-    ranking = await RankingService(resources).ranking(room, now)
-    by_id = {p.id: p for p in state.products}
-    products = [
-        by_id[item.product_id].model_dump() | item.model_dump(include={"rank", "score", "reasons"})
-        for item in ranking.items
-    ]
+    products, ranking = await RankingService(resources).ranked_products(room, now)
     return {
         "room": state.room.model_dump(),
-        "products": products,
+        "products": [p.model_dump() for p in products],
         "recommended": ranking.recommended,
         "pinned": state.room.pinned_product_id,
         # Filled by the coupons and opinion workers as they land (see the issues).

@@ -15,7 +15,7 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
-from livectl.bus.keys import APPLIED_TTL_MS, RoomKeys
+from livectl.bus.keys import APPLIED_TTL_MS, APPLY_ONCE, RoomKeys
 from livectl.bus.publish import Message
 from livectl.kit import codec
 from livectl.ranking.rules import BUCKET_S, HORIZON_S, Counts, ProductSpec, count_buckets, rank
@@ -26,15 +26,16 @@ from livectl.rooms.service import RoomCache
 
 # KEYS: applied set, signal buckets, units sold
 # ARGV: entry id, applied ttl ms, bucket, {"<product>:<signal>": n} JSON, {product: units} JSON
-_APPLY = """
-if redis.call('SADD', KEYS[1], ARGV[1]) == 0 then return 0 end
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
+_APPLY = (
+    APPLY_ONCE
+    + """
 for name, n in pairs(cjson.decode(ARGV[4])) do
   redis.call('HINCRBY', KEYS[2], ARGV[3] .. ':' .. name, n)
 end
 for product, n in pairs(cjson.decode(ARGV[5])) do redis.call('HINCRBY', KEYS[3], product, n) end
 return 1
 """
+)
 
 # KEYS: signal buckets, units sold, explained at, pin, weights, last published order, room
 # ARGV: now ms, bucket s, horizon s, 'tick' or 'read'
@@ -65,13 +66,9 @@ return {fresh, redis.call('HGETALL', KEYS[2]), redis.call('HGETALL', KEYS[3]), p
 """
 
 
-def _ints(flat: Sequence[Any]) -> dict[str, int]:
-    return {codec.text(flat[i]): int(flat[i + 1]) for i in range(0, len(flat), 2)}
-
-
 def _bucket_rows(flat: Sequence[Any]) -> list[tuple[int, str, str, int]]:
     rows = []
-    for name, n in _ints(flat).items():
+    for name, n in codec.int_fields(flat).items():
         bucket, _, rest = name.partition(":")
         product_id, _, signal = rest.rpartition(":")
         rows.append((int(bucket), product_id, signal, n))
@@ -145,8 +142,8 @@ class RankingStore:
         )
         return RankingView(
             counts=count_buckets(_bucket_rows(buckets), now_ms / 1000),
-            sold=_ints(sold),
-            explained_at_ms=_ints(explained),
+            sold=codec.int_fields(sold),
+            explained_at_ms=codec.int_fields(explained),
             pinned=codec.text(pinned) or None,
             weights=Weights.model_validate_json(weights) if weights else Weights(),
             published_order=codec.text(published),
@@ -186,16 +183,19 @@ class RankingService:
         view = await self.store.read(room, now_ms, tick=False)
         return rank_view(view, state.products, now_ms)
 
-    async def ranked_products(self, room: str, now_ms: int) -> list[ProductOut]:
-        state = await self._cache.state(room)
+    async def ranked_products(self, room: str, now_ms: int) -> tuple[list[ProductOut], RankingOut]:
+        """The room's products in ranked order, each with its rank, score and reasons."""
+        state = await self._cache.state(room)  # 404 for an unknown room
         view = await self.store.read(room, now_ms, tick=False)
+        ranking = rank_view(view, state.products, now_ms)
         by_id = {p.id: p for p in state.products}
-        return [
+        products = [
             by_id[item.product_id].model_copy(
                 update={"rank": item.rank, "score": item.score, "reasons": item.reasons}
             )
-            for item in rank_view(view, state.products, now_ms).items
+            for item in ranking.items
         ]
+        return products, ranking
 
     async def weights(self, room: str) -> Weights:
         await self._cache.state(room)  # 404 for an unknown room

@@ -63,7 +63,8 @@ async def put_products(
 @router.get("/{room}/products")
 async def get_products(room: RoomIdPath, _: Player, deps: Deps) -> list[ProductOut]:
     """The room's products in ranked order, each with its score and reasons."""
-    return await RankingService(deps).ranked_products(room, now_ms())
+    products, _ranking = await RankingService(deps).ranked_products(room, now_ms())
+    return products
 
 
 @router.post("/{room}/products/{pid}/pin")

@@ -7,14 +7,13 @@ from 1 s buckets in a hash, summed and pruned by the same call that reads them.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
-from livectl.bus.keys import APPLIED_TTL_MS, Channel, RoomKeys
+from livectl.bus.keys import APPLIED_TTL_MS, APPLY_ONCE, Channel, RoomKeys
 from livectl.bus.publish import Message
 from livectl.kit import codec
 from livectl.resources import Resources
@@ -25,9 +24,9 @@ from livectl.store.engine import transaction
 
 # KEYS: applied set, totals, window, uv, new viewers, fans, online, sessions
 # ARGV: entry id, applied ttl ms, now s, entry ms, effect (EntryEffect.wire JSON)
-_APPLY = """
-if redis.call('SADD', KEYS[1], ARGV[1]) == 0 then return 0 end
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
+_APPLY = (
+    APPLY_ONCE
+    + """
 local effect = cjson.decode(ARGV[5])
 for name, n in pairs(effect.t) do redis.call('HINCRBY', KEYS[2], name, n) end
 for metric, n in pairs(effect.w) do
@@ -54,6 +53,7 @@ for i = 1, #effect.p, 2 do
 end
 return 1
 """
+)
 
 # KEYS: totals, window, uv, new viewers, fans, online, sessions, pin, room
 # ARGV: now ms, online timeout ms, window s, 'tick' or 'read'
@@ -124,10 +124,6 @@ return {redis.call('HGETALL', KEYS[1]), window, redis.call('ZCARD', KEYS[6]),
 ONLINE_TIMEOUT_MS = 5 * 60_000
 
 
-def _pairs(flat: Sequence[Any]) -> dict[str, int]:
-    return {codec.text(flat[i]): int(flat[i + 1]) for i in range(0, len(flat), 2)}
-
-
 def _viewer_keys(keys: RoomKeys) -> list[str]:
     return [keys.stats_viewers("all"), keys.stats_viewers("new"), keys.stats_viewers("fans")]
 
@@ -194,7 +190,7 @@ class StatsStore:
             args=[now_ms, ONLINE_TIMEOUT_MS, WINDOW_S, "tick" if tick else "read"],
         )
         return StatsRead(
-            Counters(_pairs(totals), _pairs(window), online, uv, new, fans),
+            Counters(codec.int_fields(totals), codec.int_fields(window), online, uv, new, fans),
             ended_minute=int(ended) if int(ended) >= 0 else None,
             product_ids=[p["id"] for p in codec.loads(state)["products"]] if state else None,
         )
