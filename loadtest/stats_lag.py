@@ -1,7 +1,8 @@
 """``python -m loadtest stats-lag``: do the stats and ranking workers keep up with ingest?
 
 Drives a mix of events (chat naming the product, likes, enters, clicks, carts, orders) as
-REST batches into N live rooms at a target rate, with only the ``stats`` and ``ranking``
+REST batches of 1,000 into N live rooms as fast as the gateway takes them (the foundation's
+REST load generator, one client process per room), with only the ``stats`` and ``ranking``
 consumer groups running in W worker processes, and samples every room's consumer lag: how far
 the group's last delivered entry is behind the stream's newest, how old its oldest pending
 entry is, and how many are pending. Reports events/s per worker process once both groups have
@@ -11,18 +12,15 @@ caught up.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import logging
 import secrets
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import httpx
 import orjson
 from redis import Redis
 
@@ -30,12 +28,16 @@ from livectl.auth.tokens import Role
 from livectl.bus.keys import RoomKeys
 from livectl.ingest.entries import entry_ms
 from livectl.kit import codec
-from loadtest import report
+from loadtest import load, report
 from loadtest.bench import CpuWatch, chat_event
+from loadtest.load import LoadResult, Window
+from loadtest.pool import ClientPool
 from loadtest.stack import (
     Api,
     Child,
+    Gateway,
     backing_services,
+    cpu_seconds,
     free_port,
     gateway,
     livectl_env,
@@ -47,6 +49,9 @@ log = logging.getLogger("loadtest")
 GROUPS = ("stats", "ranking")
 _SAMPLE_EVERY_S = 0.5
 _CATCH_UP_TIMEOUT_S = 60.0
+_READY_TIMEOUT_S = 120.0
+_BATCH = 1000
+_CONNECTIONS_PER_ROOM = 4
 RESULTS = Path(__file__).parent / "results" / "stats_lag.json"
 
 
@@ -91,51 +96,12 @@ def room_lag(redis: Redis, room: str, now_ms: int) -> dict[str, tuple[int, int, 
     return lags
 
 
-async def drive(
-    base_url: str, tokens: dict[str, str], rate: float, seconds: float, batch: int
-) -> int:
-    """Post batches round-robin over the rooms at ``rate`` events/s; the events accepted."""
-    rooms = list(tokens)
-    payloads = [event_mix(batch, i * batch) for i in range(16)]
-    sent = 0
-    interval = batch / rate
-    started = time.monotonic()
-    in_flight: set[asyncio.Task[None]] = set()
-    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
-    async with httpx.AsyncClient(base_url=base_url, timeout=30, limits=limits) as client:
-
-        async def post(room: str, body: bytes) -> None:
-            nonlocal sent
-            reply = await client.post(
-                f"/v1/rooms/{room}/events",
-                content=body,
-                headers={"authorization": f"Bearer {tokens[room]}"},
-            )
-            if reply.status_code != 202:
-                raise RuntimeError(f"ingest answered {reply.status_code}: {reply.text[:200]}")
-            sent += int(reply.json()["accepted"])
-
-        n = 0
-        while time.monotonic() - started < seconds:
-            await asyncio.sleep(max(0.0, started + n * interval - time.monotonic()))
-            task = asyncio.create_task(post(rooms[n % len(rooms)], payloads[n % len(payloads)]))
-            in_flight.add(task)
-            task.add_done_callback(in_flight.discard)
-            n += 1
-            if len(in_flight) > 256:
-                await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
-        await asyncio.gather(*in_flight)
-    return sent
-
-
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m loadtest stats-lag", description=__doc__)
     parser.add_argument("--redis-url", help="use this Redis (default: an embedded one)")
     parser.add_argument("--database-url", help="use this PostgreSQL server (scratch database)")
-    parser.add_argument("--rooms", type=int, default=20)
-    parser.add_argument("--rate", type=float, default=60_000, help="events/s to offer")
-    parser.add_argument("--seconds", type=float, default=20)
-    parser.add_argument("--batch", type=int, default=500, help="events per REST call")
+    parser.add_argument("--rooms", type=int, default=2, help="one client process each")
+    parser.add_argument("--seconds", type=float, default=15, help="measured load duration")
     parser.add_argument("--workers", type=int, default=1, help="worker processes")
     parser.add_argument("--gateway-processes", type=int, default=2)
     parser.add_argument("--output", type=Path, default=RESULTS)
@@ -176,11 +142,10 @@ def main(argv: list[str]) -> int:
             try:
                 result = measure(
                     redis,
-                    base_url=running.base_url,
+                    running=running,
                     tokens=tokens,
                     workers=workers,
-                    gateway_pids=running.pids,
-                    args=args,
+                    window=Window(warmup_s=2.0, duration_s=args.seconds),
                 )
             finally:
                 for worker in workers:
@@ -201,59 +166,87 @@ def main(argv: list[str]) -> int:
 def measure(
     redis: Redis,
     *,
-    base_url: str,
+    running: Gateway,
     tokens: dict[str, str],
     workers: list[Child],
-    gateway_pids: Callable[[], Sequence[int]],
-    args: argparse.Namespace,
+    window: Window,
 ) -> dict[str, Any]:
+    """Every room fed by its own client process, as fast as the gateway answers."""
     rooms = list(tokens)
-    time.sleep(2.0)  # the workers find the rooms on their next scan
-    watch = CpuWatch(
-        {
-            "gateway": gateway_pids,
-            "workers": lambda: [pid for w in workers for pid in w.pids()],
-        }
-    )
+    payloads = tuple(event_mix(_BATCH, i * _BATCH) for i in range(4))
+    specs = [
+        load.IngestLoad(
+            running.host,
+            running.port,
+            f"/v1/rooms/{room}/events",
+            token,
+            True,
+            payloads,
+            _BATCH,
+            connections=_CONNECTIONS_PER_ROOM,
+            in_flight=1,
+            window=window,
+        )
+        for room, token in tokens.items()
+    ]
     lag_max: Counter[str] = Counter()
     oldest_max: Counter[str] = Counter()
     pending_max: Counter[str] = Counter()
-    watch.begin()
-    started = time.monotonic()
-
-    async def run() -> int:
-        load = asyncio.create_task(drive(base_url, tokens, args.rate, args.seconds, args.batch))
-        while not load.done():
+    time.sleep(2.0)  # the workers find the rooms on their next scan
+    worker_pids = [pid for w in workers for pid in w.pids()]
+    worker_cpu_before = cpu_seconds(worker_pids)
+    with ClientPool(len(specs)) as clients:
+        watch = CpuWatch(
+            {
+                "gateway": running.pids,
+                "workers": lambda: worker_pids,
+                "clients": clients.pids,
+            }
+        )
+        launch = clients.launch(
+            [(load.ingest_load, spec) for spec in specs], ready_timeout_s=_READY_TIMEOUT_S
+        )
+        start, end = window.bounds(launch.go())
+        time.sleep(max(0.0, start - time.time()))
+        watch.begin()
+        while not launch.done():
+            if time.time() >= end and not watch.stopped:
+                watch.stop()
             sample(redis, rooms, lag_max, oldest_max, pending_max)
             for worker in workers:
                 worker.check_running()
-            await asyncio.sleep(_SAMPLE_EVERY_S)
-        return await load
-
-    sent = asyncio.run(run())
-    sending_s = time.monotonic() - started
-    deadline = time.monotonic() + _CATCH_UP_TIMEOUT_S
+            time.sleep(_SAMPLE_EVERY_S)
+        if not watch.stopped:
+            watch.stop()
+        results: list[LoadResult] = launch.results(_READY_TIMEOUT_S)
+    sending_ended = time.monotonic()
+    deadline = sending_ended + _CATCH_UP_TIMEOUT_S
     while time.monotonic() < deadline:
         lags = sample(redis, rooms, lag_max, oldest_max, pending_max)
         if all(lagged == 0 for lagged in lags.values()):
             break
         time.sleep(0.1)
-    caught_up_s = time.monotonic() - started
-    watch.stop()
-    counted = sum(int(redis.hget(RoomKeys(room).stats_totals, "likes") or 0) > 0 for room in rooms)
+    worker_cpu_s = cpu_seconds(worker_pids) - worker_cpu_before
+    in_window = sum(r.accepted_in_window for r in results)
+    accepted = sum(r.accepted_total for r in results)
+    # Every payload is half chat: what the stats group counted must be exactly that.
+    counted = sum(int(redis.hget(RoomKeys(room).stats_totals, "comments") or 0) for room in rooms)
     return {
         "rooms": len(rooms),
         "worker_processes": len(workers),
-        "offered_events_per_s": args.rate,
-        "accepted_events": sent,
-        "accepted_events_per_s": round(sent / sending_s),
-        "sending_s": round(sending_s, 1),
-        "caught_up_after_s": round(caught_up_s, 1),
-        "events_per_s_per_worker_process": round(sent / caught_up_s / len(workers)),
+        "ingest_events_per_s": round(in_window / window.duration_s),
+        "accepted_events_total": accepted,
+        "ingest_errors": sum(r.error_count for r in results),
+        "caught_up_s_after_load": round(time.monotonic() - sending_ended, 1),
+        "chats_sent": accepted // 2,
+        "chats_counted": counted,
+        # Both groups together, from the start of the load until caught up: what one worker
+        # process would handle with a core to itself.
+        "worker_cpu_s": round(worker_cpu_s, 1),
+        "events_per_worker_cpu_s": round(accepted / worker_cpu_s) if worker_cpu_s else None,
         "delivered_lag_max_ms": dict(lag_max),
         "oldest_pending_max_ms": dict(oldest_max),
         "pending_max_entries": dict(pending_max),
-        "rooms_with_stats": counted,
         "cpu_cores": watch.cpu,
     }
 
