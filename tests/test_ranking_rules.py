@@ -13,6 +13,7 @@ from livectl.ranking.rules import (
     MentionMatcher,
     ProductSpec,
     count_buckets,
+    entry_signals,
     event_signals,
     rank,
 )
@@ -69,6 +70,29 @@ def test_events_give_signals_for_their_product() -> None:
     cart = {"type": "cart", "product_id": "sku-1", "user": {"id": "u"}}
     assert event_signals(cart, MATCHER) == [("sku-1", "cart")]
     assert event_signals({"type": "like", "count": 5, "user": {"id": "u"}}, MATCHER) == []
+
+
+def test_an_entry_adds_signals_and_units_sold_for_the_room_products_only() -> None:
+    events: list[dict[str, Any]] = [
+        {"type": "chat", "text": "坚果想要", "user": {"id": "a"}},
+        {"type": "chat", "text": "坚果", "user": {"id": "b"}},
+        {"type": "click", "product_id": "sku-1", "user": {"id": "a"}},
+        {"type": "click", "product_id": "made-up", "user": {"id": "a"}},
+        {
+            "type": "order",
+            "product_id": "sku-1",
+            "user": {"id": "a"},
+            "order": {"id": "o", "quantity": 3, "amount": 1},
+        },
+    ]
+    signals, sold = entry_signals(events, MATCHER, {"sku-1", "sku-2", "sku-3"})
+    assert signals == {
+        "sku-3:mention": 2,
+        "sku-3:intent": 1,
+        "sku-1:click": 1,
+        "sku-1:order": 1,
+    }
+    assert sold == {"sku-1": 3}
 
 
 def test_signals_decay_and_split_by_minute() -> None:

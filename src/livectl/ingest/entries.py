@@ -9,6 +9,11 @@ from typing import Any
 from livectl.ingest.appender import parse_indexes
 from livectl.kit import codec
 
+# An entry can hold a thousand events: a worker applies a few entries per Redis round trip
+# rather than a whole read, so one big batch does not hold the event loop (and the other
+# rooms' reads, whose Redis timeouts run meanwhile) for seconds.
+ENTRIES_PER_ROUND_TRIP = 16
+
 
 @dataclass(frozen=True, slots=True)
 class RoomEvent:

@@ -7,10 +7,11 @@ explained in plain words.
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections import Counter, defaultdict
+from collections.abc import Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Any
 
 import ahocorasick
 
@@ -104,6 +105,22 @@ def event_signals(event: Mapping[str, object], matcher: MentionMatcher) -> list[
     if kind in ("click", "cart", "order") and isinstance(product_id, str):
         return [(product_id, str(kind))]
     return []
+
+
+def entry_signals(
+    events: Iterable[Mapping[str, Any]], matcher: MentionMatcher, products: Container[str]
+) -> tuple[Counter[str], Counter[str]]:
+    """What one stream entry adds: ``"<product>:<signal>"`` counts, and units sold per product
+    (only for the room's own products)."""
+    signals: Counter[str] = Counter()
+    sold: Counter[str] = Counter()
+    for event in events:
+        for product_id, signal in event_signals(event, matcher):
+            if product_id in products:
+                signals[f"{product_id}:{signal}"] += 1
+        if event["type"] == "order" and event.get("product_id") in products:
+            sold[event["product_id"]] += event["order"]["quantity"]
+    return signals, sold
 
 
 @dataclass

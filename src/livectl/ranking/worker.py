@@ -3,13 +3,13 @@ units sold, counted once per stream entry."""
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Sequence
 
 from livectl.bus.consumer import Entry
-from livectl.ingest.entries import unpack_entry
+from livectl.ingest.entries import ENTRIES_PER_ROUND_TRIP, unpack_entry
+from livectl.kit.chunks import chunks
 from livectl.kit.clock import now_ms
-from livectl.ranking.rules import MentionMatcher, event_signals
+from livectl.ranking.rules import MentionMatcher, entry_signals
 from livectl.ranking.service import RankingStore, product_specs
 from livectl.resources import Resources
 from livectl.rooms.service import RoomCache
@@ -30,19 +30,13 @@ class RankingWorker:
         matcher = MentionMatcher(product_specs(state.products))
         known = {p.id for p in state.products}
         now = now_ms()
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for entry in entries:
-                signals: Counter[str] = Counter()
-                sold: Counter[str] = Counter()
-                for item in unpack_entry(entry.id, entry.fields):
-                    for product_id, signal in event_signals(item.event, matcher):
-                        if product_id in known:
-                            signals[f"{product_id}:{signal}"] += 1
-                    event = item.event
-                    if event["type"] == "order" and event.get("product_id") in known:
-                        sold[event["product_id"]] += event["order"]["quantity"]
-                if signals or sold:
-                    await self._store.apply(
-                        pipe, room, GROUP, entry.id, signals=signals, sold=sold, now_ms=now
-                    )
-            await pipe.execute()
+        for chunk in chunks(entries, ENTRIES_PER_ROUND_TRIP):
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for entry in chunk:
+                    events = (item.event for item in unpack_entry(entry.id, entry.fields))
+                    signals, sold = entry_signals(events, matcher, known)
+                    if signals or sold:
+                        await self._store.apply(
+                            pipe, room, GROUP, entry.id, signals=signals, sold=sold, now_ms=now
+                        )
+                await pipe.execute()

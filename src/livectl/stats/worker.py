@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from livectl.bus.consumer import Entry
-from livectl.ingest.entries import unpack_entry
+from livectl.ingest.entries import ENTRIES_PER_ROUND_TRIP, unpack_entry
+from livectl.kit.chunks import chunks
 from livectl.kit.clock import now_ms
 from livectl.ranking.rules import MentionMatcher
 from livectl.ranking.service import product_specs
@@ -29,9 +30,10 @@ class StatsWorker:
         matcher = MentionMatcher(product_specs(products))
         known = {p.id for p in products}
         now_s = now_ms() // 1000
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for entry in entries:
-                events = (item.event for item in unpack_entry(entry.id, entry.fields))
-                effect = entry_effect(events, matcher, known)
-                await self._store.apply(pipe, room, GROUP, entry.id, effect=effect, now_s=now_s)
-            await pipe.execute()
+        for chunk in chunks(entries, ENTRIES_PER_ROUND_TRIP):
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for entry in chunk:
+                    events = (item.event for item in unpack_entry(entry.id, entry.fields))
+                    effect = entry_effect(events, matcher, known)
+                    await self._store.apply(pipe, room, GROUP, entry.id, effect=effect, now_s=now_s)
+                await pipe.execute()
