@@ -103,6 +103,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--rooms", type=int, default=2, help="one client process each")
     parser.add_argument("--seconds", type=float, default=15, help="measured load duration")
     parser.add_argument("--workers", type=int, default=1, help="worker processes")
+    parser.add_argument(
+        "--worker-batch", type=int, help="LIVECTL_WORKER_BATCH: stream entries per read"
+    )
     parser.add_argument("--gateway-processes", type=int, default=2)
     parser.add_argument("--output", type=Path, default=RESULTS)
     return parser.parse_args(argv)
@@ -127,6 +130,8 @@ def main(argv: list[str]) -> int:
         redis = redis_client(urls.redis_url)
         secret = secrets.token_urlsafe(48)
         env = livectl_env(urls, secret, work_dir, free_port())
+        if args.worker_batch:
+            env["LIVECTL_WORKER_BATCH"] = str(args.worker_batch)
         rooms = [f"lag-{run_id}-{i}" for i in range(args.rooms)]
         with gateway(env, args.gateway_processes, log_dir) as running:
             api = Api(running.base_url, secret)
@@ -157,6 +162,7 @@ def main(argv: list[str]) -> int:
                     redis.srem("lc:rooms", room)
         redis.close()
     result["conditions"] = conditions
+    result["worker_batch"] = args.worker_batch or "default"
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(result, indent=2, ensure_ascii=False))
     print(json.dumps(result, indent=2, ensure_ascii=False))
@@ -237,6 +243,7 @@ def measure(
         "ingest_events_per_s": round(in_window / window.duration_s),
         "accepted_events_total": accepted,
         "ingest_errors": sum(r.error_count for r in results),
+        "ingest_error_samples": [e for r in results for e in r.errors][:5],
         "caught_up_s_after_load": round(time.monotonic() - sending_ended, 1),
         "chats_sent": accepted // 2,
         "chats_counted": counted,
