@@ -31,6 +31,17 @@ def entry_ms(entry_id: str) -> int:
     return int(entry_id.partition("-")[0])
 
 
+def entry_events(fields: Mapping[bytes, bytes]) -> list[dict[str, Any]]:
+    """Only the events, minus duplicates, as stored: for counting workers that need neither
+    an event's key nor its ``ts`` (half the cost of ``unpack_entry`` per event)."""
+    events: list[dict[str, Any]] = codec.loads(fields[b"e"])
+    skip = parse_indexes(fields.get(b"x", b""))
+    if skip:
+        dropped = set(skip)
+        return [event for index, event in enumerate(events) if index not in dropped]
+    return events
+
+
 def unpack_entry(entry_id: str, fields: Mapping[bytes, bytes]) -> Iterator[RoomEvent]:
     """The entry's events minus duplicates; ``ts`` defaults to when the entry was appended
     (the gateway stamps no time itself: the entry id already is server time)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from livectl.bus.consumer import Entry
-from livectl.ingest.entries import ENTRIES_PER_ROUND_TRIP, unpack_entry
+from livectl.ingest.entries import ENTRIES_PER_ROUND_TRIP, entry_events
 from livectl.kit.chunks import chunks
 from livectl.kit.clock import now_ms
 from livectl.ranking.rules import MentionMatcher
@@ -33,7 +33,7 @@ class StatsWorker:
         for chunk in chunks(entries, ENTRIES_PER_ROUND_TRIP):
             async with self._redis.pipeline(transaction=False) as pipe:
                 for entry in chunk:
-                    events = (item.event for item in unpack_entry(entry.id, entry.fields))
+                    events = entry_events(entry.fields)
                     effect = entry_effect(events, matcher, known)
                     await self._store.apply(pipe, room, GROUP, entry.id, effect=effect, now_s=now_s)
                 await pipe.execute()
