@@ -348,3 +348,25 @@ async def test_pinned_time_is_the_product_exposure(stack: Stack, admin: httpx.As
         return bool(funnel["sku-3"]["exposure_s"] >= 2 and funnel["sku-1"]["exposure_s"] == 0)
 
     await wait_for(exposed, timeout=15)
+
+
+async def test_an_entry_of_thousands_of_viewers_is_applied_whole(
+    stack: Stack, admin: httpx.AsyncClient, resources: Resources
+) -> None:
+    room = await create_room(admin)
+    # One stream entry, as the ingest flusher writes when many batches arrive at once: more
+    # viewers than one Lua call may pass to a command at once.
+    events = [{"type": "enter", "user": {"id": f"v{i}", "new": True}} for i in range(9000)]
+    events += [{"type": "leave", "user": {"id": f"v{i}"}} for i in range(0, 9000, 2)]
+    appender = Appender(resources.redis, resources.settings)
+    await appender.append(room, parse_batch(codec.dumps(events), max_events=len(events)))
+    await appender.close()
+
+    async def applied() -> bool:
+        stats = await stats_of(admin, room)
+        return bool(stats["views"] == 9000 and stats["online"] == 4500)
+
+    await wait_for(applied, timeout=15)
+    stats = await stats_of(admin, room)
+    assert abs(stats["uv"] - 9000) <= 90
+    assert stats["new_viewer_share"] == pytest.approx(1.0, abs=0.02)

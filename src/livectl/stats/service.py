@@ -1,7 +1,7 @@
 """A room's live numbers in Redis: applied once per stream entry, read in one call.
 
 Counters are exact (HINCRBY in a hash); unique viewers are HyperLogLogs; who is online is a
-sorted set of last signs of life, and open sessions a hash of when each began. Rates come
+sorted set of last signs of life, and open visits a sorted set of when each began. Rates come
 from 1 s buckets in a hash, summed and pruned by the same call that reads them.
 """
 
@@ -32,25 +32,47 @@ for name, n in pairs(effect.t) do redis.call('HINCRBY', KEYS[2], name, n) end
 for metric, n in pairs(effect.w) do
   redis.call('HINCRBY', KEYS[3], ARGV[3] .. ':' .. metric, n)
 end
-for i, users in ipairs({effect.u, effect.n, effect.f}) do
-  if #users > 0 then redis.call('PFADD', KEYS[3 + i], unpack(users)) end
+-- Many members per command, but a bounded number: unpack() has a stack limit.
+local function in_chunks(count, call)
+  for first = 1, count, 1000 do call(first, math.min(first + 999, count)) end
 end
+for i, users in ipairs({effect.u, effect.n, effect.f}) do
+  in_chunks(#users, function(first, last)
+    redis.call('PFADD', KEYS[3 + i], unpack(users, first, last))
+  end)
+end
+-- Presence, in order: a run of viewers present is one ZADD to each set (last seen: GT; visit
+-- began: NX), a leave closes that viewer's visit.
 local at = tonumber(ARGV[4])
+local present = {}
+local function flush()
+  in_chunks(#present, function(first, last)
+    local args = {}
+    for j = first, last do
+      args[#args + 1] = at
+      args[#args + 1] = present[j]
+    end
+    redis.call('ZADD', KEYS[7], 'GT', unpack(args))
+    redis.call('ZADD', KEYS[8], 'NX', unpack(args))
+  end)
+  present = {}
+end
 for i = 1, #effect.p, 2 do
   local user = effect.p[i + 1]
   if effect.p[i] == 'p' then
-    redis.call('ZADD', KEYS[7], 'GT', at, user)
-    redis.call('HSETNX', KEYS[8], user, at)
+    present[#present + 1] = user
   else
+    flush()
     redis.call('ZREM', KEYS[7], user)
-    local began = redis.call('HGET', KEYS[8], user)
+    local began = redis.call('ZSCORE', KEYS[8], user)
     if began then
-      redis.call('HDEL', KEYS[8], user)
+      redis.call('ZREM', KEYS[8], user)
       redis.call('HINCRBY', KEYS[2], 'dwell_ms', math.max(0, at - tonumber(began)))
       redis.call('HINCRBY', KEYS[2], 'sessions', 1)
     end
   end
 end
+flush()
 return 1
 """
 )
@@ -70,7 +92,7 @@ if tick then
   local users = {}
   for i = 1, #gone, 2 do
     users[#users + 1] = gone[i]
-    local began = redis.call('HGET', KEYS[7], gone[i])
+    local began = redis.call('ZSCORE', KEYS[7], gone[i])
     if began then
       local dwell = math.max(0, tonumber(gone[i + 1]) - tonumber(began))
       redis.call('HINCRBY', KEYS[1], 'dwell_ms', dwell)
@@ -79,7 +101,7 @@ if tick then
   end
   if #users > 0 then
     redis.call('ZREM', KEYS[6], unpack(users))
-    redis.call('HDEL', KEYS[7], unpack(users))
+    redis.call('ZREM', KEYS[7], unpack(users))
   end
   local last = tonumber(redis.call('HGET', KEYS[1], 'tick_ms') or '0')
   local pinned = redis.call('GET', KEYS[8])
