@@ -12,14 +12,17 @@ caught up.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import secrets
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import orjson
 from redis import Redis
@@ -41,6 +44,7 @@ from loadtest.stack import (
     free_port,
     gateway,
     livectl_env,
+    process_tree,
     redis_client,
 )
 
@@ -151,6 +155,10 @@ def main(argv: list[str]) -> int:
                     tokens=tokens,
                     workers=workers,
                     window=Window(warmup_s=2.0, duration_s=args.seconds),
+                    # A server's CPU is only readable when it runs on this machine.
+                    redis_pid=int(redis.info("server")["process_id"])
+                    if urlsplit(urls.redis_url).hostname in ("127.0.0.1", "localhost")
+                    else None,
                 )
             finally:
                 for worker in workers:
@@ -176,6 +184,7 @@ def measure(
     tokens: dict[str, str],
     workers: list[Child],
     window: Window,
+    redis_pid: int | None,
 ) -> dict[str, Any]:
     """Every room fed by its own client process, as fast as the gateway answers."""
     rooms = list(tokens)
@@ -202,13 +211,14 @@ def measure(
     worker_pids = [pid for w in workers for pid in w.pids()]
     worker_cpu_before = cpu_seconds(worker_pids)
     with ClientPool(len(specs)) as clients:
-        watch = CpuWatch(
-            {
-                "gateway": running.pids,
-                "workers": lambda: worker_pids,
-                "clients": clients.pids,
-            }
-        )
+        groups: dict[str, Callable[[], Sequence[int]]] = {
+            "gateway": running.pids,
+            "workers": lambda: worker_pids,
+            "clients": clients.pids,
+        }
+        if redis_pid is not None:
+            groups["redis"] = functools.partial(process_tree, redis_pid)
+        watch = CpuWatch(groups)
         launch = clients.launch(
             [(load.ingest_load, spec) for spec in specs], ready_timeout_s=_READY_TIMEOUT_S
         )
