@@ -8,6 +8,7 @@ from livectl.kit.clock import now_ms
 from livectl.ranking.service import RankingService
 from livectl.resources import Resources
 from livectl.rooms.service import RoomCache
+from livectl.stats.rules import viewer_safe
 from livectl.stats.service import StatsService
 
 
@@ -36,5 +37,6 @@ async def live_snapshot(resources: Resources, room: str) -> dict[str, Any]:
         "pinned": pinned.model_dump(include={"id", "name", "price", "sold_out"})
         if pinned
         else None,
+        "stats": viewer_safe(await StatsService(resources).current(room, now_ms())),
         "coupons": [],
     }
