@@ -9,9 +9,13 @@ from typing import Any
 
 import httpx
 from redis.asyncio import Redis
+from redis.typing import EncodableT, FieldT
 
 from livectl.auth.tokens import Role
 from livectl.bus.keys import RoomKeys
+from livectl.kit.clock import now_ms
+from livectl.ranking.rules import BUCKET_S
+from livectl.ranking.service import RankingStore
 from tests.conftest import Console, Stack, chat, create_room, open_console, unique, wait_for
 from tests.test_stats import group_caught_up, post_events
 
@@ -194,3 +198,16 @@ async def test_weights_are_set_per_room_and_bad_input_changes_nothing(
             reply = await client.get(f"/v1/rooms/{room}/{path}", headers=player)
             assert reply.status_code == 403
     assert (await admin.get(url)).json() == defaults | {"click": 0.0}
+
+
+async def test_a_tick_after_a_long_pause_prunes_every_stale_bucket(
+    stack: Stack, admin: httpx.AsyncClient, redis: Redis
+) -> None:
+    room = await create_room(admin, start=False)  # not ticked by the stack's worker
+    now = now_ms()
+    old_bucket = now // 1000 // BUCKET_S - 1000
+    stale: dict[FieldT, EncodableT] = {f"{old_bucket - i}:sku-1:mention": 1 for i in range(9000)}
+    await redis.hset(RoomKeys(room).ranking_window, mapping=stale)
+    view = await RankingStore(redis).read(room, now, tick=True)
+    assert view.counts == {}
+    assert await redis.hlen(RoomKeys(room).ranking_window) == 0

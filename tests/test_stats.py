@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 from redis.asyncio import Redis
+from redis.typing import EncodableT, FieldT
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
@@ -376,3 +377,16 @@ async def test_an_entry_of_thousands_of_viewers_is_applied_whole(
     stats = await stats_of(admin, room)
     assert abs(stats["uv"] - 9000) <= 90
     assert stats["new_viewer_share"] == pytest.approx(1.0, abs=0.02)
+
+
+async def test_a_tick_after_a_long_pause_prunes_every_stale_bucket(
+    admin: httpx.AsyncClient, resources: Resources
+) -> None:
+    room = await create_room(admin, start=False)  # not ticked by the stack's worker
+    now = now_ms()
+    old_second = now // 1000 - 3600
+    stale: dict[FieldT, EncodableT] = {f"{old_second - i}:comments": 1 for i in range(9000)}
+    await resources.redis.hset(RoomKeys(room).stats_window, mapping=stale)
+    read = await StatsStore(resources.redis).read(room, now, tick=True)
+    assert read.counters.window == {}
+    assert await resources.redis.hlen(RoomKeys(room).stats_window) == 0

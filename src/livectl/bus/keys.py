@@ -13,12 +13,6 @@ ROOMS = "lc:rooms"
 # How long a group remembers that it applied an entry: far past the longest redelivery
 # (reclaim idle time times the retry cap), far short of keeping a marker per entry forever.
 APPLIED_TTL_MS = 15 * 60_000
-# The start of a Lua script that applies one stream entry's effect once per group: KEYS[1]
-# is RoomKeys.applied(group, entry id), ARGV[1] the entry id, ARGV[2] APPLIED_TTL_MS.
-APPLY_ONCE = """
-if redis.call('SADD', KEYS[1], ARGV[1]) == 0 then return 0 end
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
-"""
 
 # What redis-py returns for stream reads (bytes responses): per stream, its entries.
 RawEntry = tuple[bytes, dict[bytes, bytes]]

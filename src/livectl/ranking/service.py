@@ -15,7 +15,8 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
-from livectl.bus.keys import APPLIED_TTL_MS, APPLY_ONCE, RoomKeys
+from livectl.bus.keys import APPLIED_TTL_MS, RoomKeys
+from livectl.bus.lua import APPLY_ONCE, IN_CHUNKS
 from livectl.bus.publish import Message
 from livectl.kit import codec
 from livectl.ranking.rules import BUCKET_S, HORIZON_S, Counts, ProductSpec, count_buckets, rank
@@ -40,7 +41,9 @@ return 1
 # KEYS: signal buckets, units sold, explained at, pin, weights, last published order, room
 # ARGV: now ms, bucket s, horizon s, 'tick' or 'read'
 # A tick also notes that the pinned product is being explained now and prunes old buckets.
-_READ = """
+_READ = (
+    IN_CHUNKS
+    + """
 local now = tonumber(ARGV[1])
 local tick = ARGV[4] == 'tick'
 local pinned = redis.call('GET', KEYS[4]) or ''
@@ -59,11 +62,14 @@ for i = 1, #buckets, 2 do
     stale[#stale + 1] = buckets[i]
   end
 end
-if #stale > 0 then redis.call('HDEL', KEYS[1], unpack(stale)) end
+in_chunks(#stale, function(first, last)
+  redis.call('HDEL', KEYS[1], unpack(stale, first, last))
+end)
 return {fresh, redis.call('HGETALL', KEYS[2]), redis.call('HGETALL', KEYS[3]), pinned,
         redis.call('GET', KEYS[5]) or '', redis.call('GET', KEYS[6]) or '',
         redis.call('HGET', KEYS[7], 'json') or ''}
 """
+)
 
 
 def _bucket_rows(flat: Sequence[Any]) -> list[tuple[int, str, str, int]]:

@@ -13,7 +13,8 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
-from livectl.bus.keys import APPLIED_TTL_MS, APPLY_ONCE, Channel, RoomKeys
+from livectl.bus.keys import APPLIED_TTL_MS, Channel, RoomKeys
+from livectl.bus.lua import APPLY_ONCE, IN_CHUNKS
 from livectl.bus.publish import Message
 from livectl.kit import codec
 from livectl.resources import Resources
@@ -26,15 +27,12 @@ from livectl.store.engine import transaction
 # ARGV: entry id, applied ttl ms, now s, entry ms, effect (EntryEffect.wire JSON)
 _APPLY = (
     APPLY_ONCE
+    + IN_CHUNKS
     + """
 local effect = cjson.decode(ARGV[5])
 for name, n in pairs(effect.t) do redis.call('HINCRBY', KEYS[2], name, n) end
 for metric, n in pairs(effect.w) do
   redis.call('HINCRBY', KEYS[3], ARGV[3] .. ':' .. metric, n)
-end
--- Many members per command, but a bounded number: unpack() has a stack limit.
-local function in_chunks(count, call)
-  for first = 1, count, 1000 do call(first, math.min(first + 999, count)) end
 end
 for i, users in ipairs({effect.u, effect.n, effect.f}) do
   in_chunks(#users, function(first, last)
@@ -82,7 +80,9 @@ return 1
 # Returns the room's cached record too, so a tick needs no other read. A tick also closes
 # the sessions of viewers who vanished, adds the pinned product's exposure since the last
 # tick, prunes old buckets and says when a minute has ended.
-_READ = """
+_READ = (
+    IN_CHUNKS
+    + """
 local now = tonumber(ARGV[1])
 local tick = ARGV[4] == 'tick'
 local ended_minute = -1
@@ -131,7 +131,9 @@ for i = 1, #buckets, 2 do
     stale[#stale + 1] = buckets[i]
   end
 end
-if #stale > 0 then redis.call('HDEL', KEYS[2], unpack(stale)) end
+in_chunks(#stale, function(first, last)
+  redis.call('HDEL', KEYS[2], unpack(stale, first, last))
+end)
 local window = {}
 for metric, n in pairs(sums) do
   window[#window + 1] = metric
@@ -141,6 +143,7 @@ return {redis.call('HGETALL', KEYS[1]), window, redis.call('ZCARD', KEYS[6]),
         redis.call('PFCOUNT', KEYS[3]), redis.call('PFCOUNT', KEYS[4]),
         redis.call('PFCOUNT', KEYS[5]), ended_minute, redis.call('HGET', KEYS[9], 'json') or ''}
 """
+)
 
 # A viewer with no sign of life for this long is no longer counted online.
 ONLINE_TIMEOUT_MS = 5 * 60_000
