@@ -12,9 +12,6 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 from redis.typing import EncodableT, FieldT
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
-from sqlalchemy.pool import NullPool
 
 from livectl.auth.tokens import Role
 from livectl.bus.keys import ROOMS, RoomKeys
@@ -285,30 +282,25 @@ async def test_each_minute_is_rolled_up_into_postgresql(
     minute = now // 60_000
     await service.tick(room, now)  # the first tick of this minute (or a later one)
     await service.tick(room, (minute + 1) * 60_000 + 10)  # the first of the next: rolls up
-    engine = create_async_engine(stack.database_url, poolclass=NullPool)
-    try:
-        async with engine.connect() as connection:
-            rows = (
-                await connection.execute(
-                    text("SELECT minute_ms, stats FROM stats_minutes WHERE room_id = :room"),
-                    {"room": room},
-                )
-            ).all()
-    finally:
-        await engine.dispose()
-    rolled = {row[0]: row[1] for row in rows}
+    reply = await admin.get(f"/v1/rooms/{room}/stats/minutes")
+    assert reply.status_code == 200, reply.text
+    rolled = {row["minute"]: row["stats"] for row in reply.json()}
     assert rolled[minute * 60_000]["comments"] == 42
 
 
-async def test_stats_refuse_bad_callers(stack: Stack, admin: httpx.AsyncClient) -> None:
+@pytest.mark.parametrize("path", ["stats", "stats/minutes"])
+async def test_stats_refuse_bad_callers(stack: Stack, admin: httpx.AsyncClient, path: str) -> None:
     room = await create_room(admin)
     other = await create_room(admin)
+    expired = stack.token(Role.HOST, [room], ttl_s=-60)
     async with httpx.AsyncClient(base_url=stack.base_url, timeout=10) as client:
-        url = f"/v1/rooms/{room}/stats"
+        url = f"/v1/rooms/{room}/{path}"
         cases = [
             ({}, 401, "unauthorized"),
             ({"Authorization": "Bearer not-a-token"}, 401, "unauthorized"),
+            ({"Authorization": f"Bearer {expired}"}, 401, "unauthorized"),
             (stack.headers(Role.PLAYER, [room]), 403, "forbidden"),
+            (stack.headers(Role.INGEST, [room]), 403, "forbidden"),
             (stack.headers(Role.HOST, [other]), 403, "forbidden"),
         ]
         for headers, status, error in cases:
@@ -316,10 +308,12 @@ async def test_stats_refuse_bad_callers(stack: Stack, admin: httpx.AsyncClient) 
             assert (reply.status_code, reply.json()["error"]) == (status, error), headers
             assert set(reply.json()) == {"error", "detail"}
         host = stack.headers(Role.HOST)
-        missing = await client.get(f"/v1/rooms/{unique('nope')}/stats", headers=host)
+        missing = await client.get(f"/v1/rooms/{unique('nope')}/{path}", headers=host)
         assert (missing.status_code, missing.json()["error"]) == (404, "room_not_found")
-        hostile = await client.get("/v1/rooms/a%20b%3Cscript%3E/stats", headers=host)
+        hostile = await client.get(f"/v1/rooms/a%20b%3Cscript%3E/{path}", headers=host)
         assert (hostile.status_code, hostile.json()["error"]) == (422, "validation_error")
+        too_long = await client.get(f"/v1/rooms/{'r' * 65}/{path}", headers=host)
+        assert (too_long.status_code, too_long.json()["error"]) == (422, "validation_error")
         assert (await client.get(url, headers=stack.headers(Role.HOST, [room]))).status_code == 200
 
 

@@ -17,3 +17,9 @@ router = APIRouter(prefix="/v1/rooms", tags=["stats"])
 async def get_stats(room: RoomIdPath, _: Host, deps: Deps) -> dict[str, Any]:
     """The room's live numbers now: the same figures as the console's `stats` message."""
     return await StatsService(deps).current(room, now_ms())
+
+
+@router.get("/{room}/stats/minutes")
+async def get_stats_minutes(room: RoomIdPath, _: Host, deps: Deps) -> list[dict[str, Any]]:
+    """The figures as they stood at the end of each minute of the live, oldest first."""
+    return await StatsService(deps).minutes(room)

@@ -240,10 +240,15 @@ class StatsService:
             state = await self._cache.state_or_none(room)
             product_ids = [p.id for p in state.products] if state else []
         stats = summarise(read.counters, product_ids)
-        ended_minute = read.ended_minute
         publisher = self._resources.publisher
         await publisher.publish(room, [Message("stats", stats)], (Channel.CONSOLE,))
         await publisher.publish(room, [Message("stats", viewer_safe(stats))], (Channel.LIVE,))
-        if ended_minute is not None:
+        if read.ended_minute is not None:
             async with transaction(self._resources.sessionmaker) as tx:
-                await repository.upsert_minute(tx.session, room, ended_minute * 60_000, stats)
+                await repository.upsert_minute(tx.session, room, read.ended_minute * 60_000, stats)
+
+    async def minutes(self, room: str) -> list[dict[str, Any]]:
+        await self._cache.state(room)  # 404 for an unknown room
+        async with self._resources.sessionmaker() as session:
+            rows = await repository.list_minutes(session, room)
+        return [{"minute": row.minute_ms, "stats": row.stats} for row in rows]
