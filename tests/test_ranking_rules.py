@@ -19,6 +19,7 @@ from livectl.ranking.rules import (
 )
 from livectl.ranking.schemas import Weights
 from livectl.stats.rules import Counters, entry_effect, summarise
+from livectl.stats.schemas import StatsOut
 
 NOW_MS = 1_800_000_000_000
 NOW_S = NOW_MS / 1000
@@ -285,6 +286,8 @@ def test_the_summary_derives_rates_and_shares_from_counters() -> None:
         fans=10,
     )
     stats = summarise(counters, ["sku-1"])
+    assert set(stats) == set(StatsOut.model_fields)  # the endpoint's schema says it all
+    assert StatsOut.model_validate(stats).model_dump() == stats
     assert stats["aov"] == 10000
     assert stats["gpm"] == 200_000
     assert stats["conversion"] == 0.04
