@@ -222,5 +222,6 @@ class RankingService:
         order = ",".join(item.product_id for item in ranking.items)
         if order == view.published_order:
             return
-        await self._resources.redis.set(RoomKeys(room).ranking_published, order)
+        # Noted after the push: a push that failed is retried on the next tick.
         await self._resources.publisher.publish(room, [Message("ranking", ranking.model_dump())])
+        await self._resources.redis.set(RoomKeys(room).ranking_published, order)
