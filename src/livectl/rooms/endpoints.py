@@ -12,6 +12,7 @@ from livectl.resources import Deps, Resources
 from livectl.rooms.rules import RoomAction
 from livectl.rooms.schemas import PinOut, ProductIn, ProductOut, RoomCreate, RoomOut
 from livectl.rooms.service import RoomService
+from livectl.stats.service import StatsService
 from livectl.store.engine import transaction
 
 router = APIRouter(prefix="/v1/rooms", tags=["rooms"])
@@ -37,7 +38,9 @@ async def start_room(room: RoomIdPath, _: Controller, deps: Deps) -> RoomOut:
 @router.post("/{room}/end")
 async def end_room(room: RoomIdPath, _: Controller, deps: Deps) -> RoomOut:
     """End the live (idempotent; 409 room_not_live before it started)."""
-    return await _transition(deps, room, "end")
+    ended = await _transition(deps, room, "end")
+    await StatsService(deps).roll_up_last_minute(room, now_ms())
+    return ended
 
 
 async def _transition(deps: Resources, room: str, action: RoomAction) -> RoomOut:

@@ -247,6 +247,12 @@ class StatsService:
             async with transaction(self._resources.sessionmaker) as tx:
                 await repository.upsert_minute(tx.session, room, read.ended_minute * 60_000, stats)
 
+    async def roll_up_last_minute(self, room: str, now_ms: int) -> None:
+        """When the live ends: its last, unfinished minute, which no tick will roll up."""
+        stats = await self.current(room, now_ms)
+        async with transaction(self._resources.sessionmaker) as tx:
+            await repository.upsert_minute(tx.session, room, now_ms // 60_000 * 60_000, stats)
+
     async def minutes(self, room: str) -> list[dict[str, Any]]:
         await self._cache.state(room)  # 404 for an unknown room
         async with self._resources.sessionmaker() as session:
