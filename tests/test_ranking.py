@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 from typing import Any
 
 import httpx
@@ -19,7 +20,7 @@ from livectl.ranking.service import RankingStore
 from tests.conftest import Console, Stack, chat, create_room, open_console, unique, wait_for
 from tests.test_stats import group_caught_up, post_events
 
-Push = tuple[float, dict[str, Any]]  # (when it arrived, data)
+Push = tuple[float, dict[str, Any]]  # (when it arrived, envelope)
 
 
 async def record_rankings(console: Console, pushes: list[Push]) -> None:
@@ -27,11 +28,15 @@ async def record_rankings(console: Console, pushes: list[Push]) -> None:
     with contextlib.suppress(Exception):
         while True:
             envelope = await console.next_of("ranking", timeout=60)
-            pushes.append((loop.time(), envelope["data"]))
+            pushes.append((loop.time(), envelope))
 
 
 def order(data: dict[str, Any]) -> list[str]:
     return [item["product_id"] for item in data["items"]]
+
+
+def first_of(push: Push) -> str:
+    return order(push[1]["data"])[0]
 
 
 async def ranking_of(admin: httpx.AsyncClient, room: str) -> dict[str, Any]:
@@ -73,11 +78,14 @@ async def test_a_burst_of_mentions_goes_first_and_sold_out_drops_to_the_bottom(
         assert loop.time() - last_chat <= 2.0
 
         async def pushed_first() -> bool:
-            return any(order(data)[0] == "sku-2" for _, data in pushes)
+            return any(first_of(push) == "sku-2" for push in pushes)
 
         await wait_for(pushed_first, timeout=max(0.05, last_chat + 2.0 - loop.time()))
-        pushed_at = next(at for at, data in pushes if order(data)[0] == "sku-2")
+        pushed_at = next(push[0] for push in pushes if first_of(push) == "sku-2")
         assert pushed_at - last_chat <= 2.0
+        # Debounced: pushed only when the order changed, at most once per 1 s tick.
+        sent_at = [push["ts"] for _, push in pushes]
+        assert all(b - a >= 500 for a, b in itertools.pairwise(sent_at)), sent_at
         ranking = await ranking_of(admin, room)
         assert ranking["recommended"] == "sku-2"
         top = ranking["items"][0]
@@ -95,7 +103,7 @@ async def test_a_burst_of_mentions_goes_first_and_sold_out_drops_to_the_bottom(
             return len(pushes) > seen
 
         await wait_for(pushed_again, timeout=5)
-        _, next_push = pushes[seen]
+        next_push = pushes[seen][1]["data"]
         assert order(next_push)[-1] == "sku-2"
         assert next_push["items"][-1]["reasons"] == ["sold out"]
         assert next_push["recommended"] != "sku-2"

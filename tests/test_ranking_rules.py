@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 from hypothesis import given
@@ -302,3 +303,36 @@ def test_the_summary_derives_rates_and_shares_from_counters() -> None:
     assert (row["clicks"], row["carts"], row["orders"], row["exposure_s"]) == (50, 10, 4, 120)
     assert (row["cart_rate"], row["order_rate"], row["click_to_order"]) == (0.2, 0.4, 0.08)
     assert row["clicks_per_exposure_min"] == 25.0
+
+
+viewer_events = st.fixed_dictionaries(
+    {
+        "type": st.sampled_from(["chat", "like", "enter", "leave", "follow", "share", "order"]),
+        "user": st.fixed_dictionaries({"id": st.sampled_from(["a", "b", "c"])}),
+        "count": st.integers(1, 100_000),
+        "text": st.sampled_from(["口红", "hello", "坚果多少钱"]),
+        "order": st.fixed_dictionaries(
+            {"id": st.just("o"), "quantity": st.integers(1, 9), "amount": st.integers(0, 10**12)}
+        ),
+    }
+)
+
+
+@given(st.lists(viewer_events, max_size=60))
+def test_entry_effects_add_up_to_the_events(events: list[dict[str, Any]]) -> None:
+    effect = entry_effect(events, MATCHER, {"sku-1"})
+    kinds = [e["type"] for e in events]
+    orders = [e["order"] for e in events if e["type"] == "order"]
+    assert effect.totals["comments"] == kinds.count("chat")
+    assert effect.totals["likes"] == sum(e["count"] for e in events if e["type"] == "like")
+    assert effect.totals["orders"] == len(orders)
+    assert effect.totals["gmv"] == sum(o["amount"] for o in orders)
+    assert effect.totals["items"] == sum(o["quantity"] for o in orders)
+    assert effect.window["comments"] == effect.totals["comments"]
+    assert effect.viewers == {e["user"]["id"] for e in events}
+    # Presence keeps each viewer's changes in order, never the same state twice in a row.
+    for user in effect.viewers:
+        states = [state for state, who in effect.presence if who == user]
+        assert all(a != b for a, b in itertools.pairwise(states))
+        last = next(e["type"] for e in reversed(events) if e["user"]["id"] == user)
+        assert states[-1] == ("l" if last == "leave" else "p")
