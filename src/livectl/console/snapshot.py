@@ -21,8 +21,8 @@ async def console_snapshot(resources: Resources, room: str) -> dict[str, Any]:
         "products": [p.model_dump() for p in products],
         "recommended": ranking.recommended,
         "pinned": state.room.pinned_product_id,
-        # Filled by the coupons and opinion workers as they land (see the issues).
         "stats": await StatsService(resources).current(room, now),
+        # Filled by the coupons and opinion workers as they land (see the issues).
         "coupons": [],
         "alerts": [],
     }

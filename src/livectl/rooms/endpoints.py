@@ -39,7 +39,8 @@ async def start_room(room: RoomIdPath, _: Controller, deps: Deps) -> RoomOut:
 async def end_room(room: RoomIdPath, _: Controller, deps: Deps) -> RoomOut:
     """End the live (idempotent; 409 room_not_live before it started)."""
     ended = await _transition(deps, room, "end")
-    await StatsService(deps).roll_up_last_minute(room, now_ms())
+    # At the end's own time: ending again later rewrites that minute, never adds one.
+    await StatsService(deps).roll_up_last_minute(room, ended.ended_at or now_ms())
     return ended
 
 

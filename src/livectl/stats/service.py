@@ -17,6 +17,7 @@ from livectl.bus.keys import APPLIED_TTL_MS, Channel, RoomKeys
 from livectl.bus.lua import APPLY_ONCE, IN_CHUNKS
 from livectl.bus.publish import Message
 from livectl.kit import codec
+from livectl.kit.clock import now_ms
 from livectl.resources import Resources
 from livectl.rooms.service import RoomCache
 from livectl.stats import repository
@@ -247,11 +248,12 @@ class StatsService:
             async with transaction(self._resources.sessionmaker) as tx:
                 await repository.upsert_minute(tx.session, room, read.ended_minute * 60_000, stats)
 
-    async def roll_up_last_minute(self, room: str, now_ms: int) -> None:
+    async def roll_up_last_minute(self, room: str, ended_at_ms: int) -> None:
         """When the live ends: its last, unfinished minute, which no tick will roll up."""
-        stats = await self.current(room, now_ms)
+        stats = await self.current(room, now_ms())
+        minute_ms = ended_at_ms // 60_000 * 60_000
         async with transaction(self._resources.sessionmaker) as tx:
-            await repository.upsert_minute(tx.session, room, now_ms // 60_000 * 60_000, stats)
+            await repository.upsert_minute(tx.session, room, minute_ms, stats)
 
     async def minutes(self, room: str) -> list[dict[str, Any]]:
         await self._cache.state(room)  # 404 for an unknown room
