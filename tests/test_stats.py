@@ -21,7 +21,7 @@ from livectl.ingest.validation import parse_batch
 from livectl.kit import codec
 from livectl.kit.clock import now_ms
 from livectl.resources import Resources, open_resources
-from livectl.stats.service import ONLINE_TIMEOUT_MS, StatsService, StatsStore
+from livectl.stats.service import StatsService, StatsStore
 from tests.conftest import Stack, chat, create_room, open_console, unique, wait_for
 
 USERS = 1000
@@ -223,7 +223,7 @@ async def test_a_stats_worker_killed_and_restarted_loses_no_counts(
         total_likes += 75
     await appender.close()
     await client.sadd(ROOMS, room)
-    store = StatsStore(client)
+    store = StatsStore(client, settings)
 
     async def counted() -> tuple[int, int]:
         totals = (await store.read(room, now_ms(), tick=False)).counters.totals
@@ -346,8 +346,8 @@ async def test_vanished_viewers_time_out_and_their_visits_count_in_dwell_time(
     await wait_for(two_online)
     assert (await stats_of(admin, room))["avg_dwell_s"] >= 0  # v0's visit: closed, ~0 s
 
-    store = StatsStore(resources.redis)
-    later = now_ms() + ONLINE_TIMEOUT_MS + 60_000
+    store = StatsStore(resources.redis, resources.settings)
+    later = now_ms() + resources.settings.online_timeout_ms + 60_000
     read = await store.read(room, later, tick=True)  # a tick long after: v1, v2 vanished
     assert read.counters.online == 0
     assert read.counters.totals["sessions"] == 3
@@ -396,6 +396,6 @@ async def test_a_tick_after_a_long_pause_prunes_every_stale_bucket(
     old_second = now // 1000 - 3600
     stale: dict[FieldT, EncodableT] = {f"{old_second - i}:comments": 1 for i in range(9000)}
     await resources.redis.hset(RoomKeys(room).stats_window, mapping=stale)
-    read = await StatsStore(resources.redis).read(room, now, tick=True)
+    read = await StatsStore(resources.redis, resources.settings).read(room, now, tick=True)
     assert read.counters.window == {}
     assert await resources.redis.hlen(RoomKeys(room).stats_window) == 0

@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     # more Redis connections than redis-py's default pool of 100.
     redis_max_connections: int = 2000
 
+    # Live numbers: a viewer with no sign of life for this long is no longer counted online.
+    online_timeout_ms: int = 5 * 60_000
+
     # Workers.
     worker_batch: int = 500
     worker_block_ms: int = 1000

@@ -16,6 +16,7 @@ from redis.asyncio.client import Pipeline
 from livectl.bus.keys import APPLIED_TTL_MS, Channel, RoomKeys
 from livectl.bus.lua import APPLY_ONCE, IN_CHUNKS
 from livectl.bus.publish import Message
+from livectl.config import Settings
 from livectl.kit import codec
 from livectl.kit.clock import now_ms
 from livectl.resources import Resources
@@ -146,9 +147,6 @@ return {redis.call('HGETALL', KEYS[1]), window, redis.call('ZCARD', KEYS[6]),
 """
 )
 
-# A viewer with no sign of life for this long is no longer counted online.
-ONLINE_TIMEOUT_MS = 5 * 60_000
-
 
 def _viewer_keys(keys: RoomKeys) -> list[str]:
     return [keys.stats_viewers("all"), keys.stats_viewers("new"), keys.stats_viewers("fans")]
@@ -166,7 +164,8 @@ class StatsRead:
 class StatsStore:
     """The room's counters in Redis."""
 
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis, settings: Settings) -> None:
+        self._online_timeout_ms = settings.online_timeout_ms
         self._apply = redis.register_script(_APPLY)
         self._read = redis.register_script(_READ)
 
@@ -213,7 +212,7 @@ class StatsStore:
                 keys.pin,
                 keys.meta,
             ],
-            args=[now_ms, ONLINE_TIMEOUT_MS, WINDOW_S, "tick" if tick else "read"],
+            args=[now_ms, self._online_timeout_ms, WINDOW_S, "tick" if tick else "read"],
         )
         return StatsRead(
             Counters(codec.int_fields(totals), codec.int_fields(window), online, uv, new, fans),
@@ -225,7 +224,7 @@ class StatsStore:
 class StatsService:
     def __init__(self, resources: Resources) -> None:
         self._resources = resources
-        self._store = StatsStore(resources.redis)
+        self._store = StatsStore(resources.redis, resources.settings)
         self._cache = RoomCache(resources)
 
     async def current(self, room: str, now_ms: int) -> dict[str, Any]:

@@ -22,7 +22,7 @@ class StatsWorker:
     def __init__(self, resources: Resources) -> None:
         self._redis = resources.redis
         self._cache = RoomCache(resources)
-        self._store = StatsStore(resources.redis)
+        self._store = StatsStore(resources.redis, resources.settings)
 
     async def handle(self, room: str, entries: Sequence[Entry]) -> None:
         state = await self._cache.state_or_none(room)
