@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 import logging
 import secrets
+import sys
 import tempfile
 import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from loadtest import bench, ceiling, report
+from loadtest import bench, ceiling, report, stats_lag
 from loadtest.bench import INGEST_KINDS, Bench, IngestFigure, LatencyFigure, MemoryFigure, Profile
 from loadtest.load import Window
 from loadtest.pool import ClientPool
@@ -55,7 +56,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m loadtest",
         description="Measure livectl on this machine: Redis ceiling, ingest events/s, "
-        "chat-to-console latency and memory per console socket.",
+        "chat-to-console latency and memory per console socket. "
+        "`python -m loadtest stats-lag --help`: stats and ranking workers' lag under load.",
     )
     parser.add_argument("--quick", action="store_true", help="a ~1 minute smoke run")
     parser.add_argument("--redis-url", help="use this Redis (default: an embedded one)")
@@ -75,6 +77,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["stats-lag"]:
+        return stats_lag.main(argv[1:])
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     for noisy in ("pgserver", "httpx", "alembic", "livectl.embedded"):

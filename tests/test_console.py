@@ -48,7 +48,11 @@ async def test_first_message_is_a_snapshot_of_the_room(
     assert snapshot["data"]["room"]["id"] == room
     assert snapshot["data"]["room"]["status"] == "live"
     assert snapshot["data"]["pinned"] == "sku-2"
-    assert [p["id"] for p in snapshot["data"]["products"]] == ["sku-1", "sku-2", "sku-3"]
+    # Products come ranked: the pinned one first, the rest in the room's order (no signals).
+    assert [p["id"] for p in snapshot["data"]["products"]] == ["sku-2", "sku-1", "sku-3"]
+    assert snapshot["data"]["products"][0]["reasons"] == ["pinned now"]
+    assert snapshot["data"]["recommended"] == "sku-1"
+    assert snapshot["data"]["stats"]["comments"] == 0
     await console.socket.close()
 
 
@@ -118,12 +122,15 @@ async def test_reconnect_with_since_gets_every_missed_message_in_order_once(
     await post_chats(stack, room, [f"missed {i}" for i in range(30)])
     resumed = await open_console(stack, room, since=seen[-1]["seq"])
     await post_chats(stack, room, ["live after resume"])
-    messages = await resumed.collect(31)
-    assert [m["data"]["text"] for m in messages] == [f"missed {i}" for i in range(30)] + [
-        "live after resume"
-    ]
-    seqs = [m["seq"] for m in messages]
-    assert seqs == list(range(seen[-1]["seq"] + 1, seen[-1]["seq"] + 32))
+    # Every message after `since` (stats and ranking pushes between the chats too), in order,
+    # none missing, none twice.
+    messages = [await resumed.next()]
+    while messages[-1]["data"].get("text") != "live after resume":
+        messages.append(await resumed.next())
+    chats = [m["data"]["text"] for m in messages if m["type"] == "chat"]
+    assert chats == [f"missed {i}" for i in range(30)] + ["live after resume"]
+    since = seen[-1]["seq"]
+    assert [m["seq"] for m in messages] == list(range(since + 1, since + 1 + len(messages)))
     await resumed.socket.close()
 
 

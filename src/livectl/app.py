@@ -17,9 +17,11 @@ from livectl.errors import install_error_handlers
 from livectl.health import router as health_router
 from livectl.ingest.endpoints import router as ingest_router
 from livectl.ingest.service import IngestService
+from livectl.ranking.endpoints import router as ranking_router
 from livectl.resources import open_resources
 from livectl.rooms.endpoints import router as rooms_router
 from livectl.sockets import LongLivedSocketsFirst
+from livectl.stats.endpoints import router as stats_router
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -45,7 +47,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_error_handlers(app)
     app.add_middleware(LongLivedSocketsFirst)
-    for router in (health_router, tokens_router, rooms_router, ingest_router, console_router):
+    for router in (
+        health_router,
+        tokens_router,
+        rooms_router,
+        ingest_router,
+        console_router,
+        stats_router,
+        ranking_router,
+    ):
         app.include_router(router)
 
     @app.get("/", include_in_schema=False)

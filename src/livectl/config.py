@@ -24,9 +24,10 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     public_url: str | None = None
-    # Redis connections per process. Past the bound a caller waits up to the timeout for a
-    # free one instead of failing: a thousand consoles connecting at once must queue, not 500.
-    redis_max_connections: int = 512
+    # Redis connections per process. A worker holds one blocking read per room per consumer
+    # group, so the bound is far above redis-py's default of 100. Past it a caller waits up to
+    # the timeout for a free one instead of failing: a burst of consoles must queue, not 500.
+    redis_max_connections: int = 2000
     redis_pool_timeout_s: float = 10.0
 
     # Ingest limits (API.md).
@@ -51,6 +52,9 @@ class Settings(BaseSettings):
     console_queue_frames: int = 1000
     # Frames beyond this are refused by the WebSocket layer itself (close 1009).
     ws_protocol_max_bytes: int = 4 * MiB
+
+    # Live numbers: a viewer with no sign of life for this long is no longer counted online.
+    online_timeout_ms: int = 5 * 60_000
 
     # Workers.
     worker_batch: int = 500

@@ -13,7 +13,13 @@ from livectl.bus.tick import RoomTicker, TickHandler
 from livectl.config import Settings
 from livectl.console.worker import GROUP as CONSOLE_RELAY
 from livectl.console.worker import ConsoleRelay
+from livectl.ranking.service import RankingService
+from livectl.ranking.worker import GROUP as RANKING
+from livectl.ranking.worker import RankingWorker
 from livectl.resources import Resources, open_resources
+from livectl.stats.service import StatsService
+from livectl.stats.worker import GROUP as STATS
+from livectl.stats.worker import StatsWorker
 
 log = logging.getLogger("livectl.worker")
 
@@ -21,10 +27,15 @@ log = logging.getLogger("livectl.worker")
 CONCERNS: dict[str, Callable[[Resources], Handler]] = {
     ARCHIVE: lambda resources: Archiver(resources.sessionmaker).handle,
     CONSOLE_RELAY: lambda resources: ConsoleRelay(resources.publisher).handle,
+    STATS: lambda resources: StatsWorker(resources).handle,
+    RANKING: lambda resources: RankingWorker(resources).handle,
 }
 
 # Run on every live room once a second, by whichever worker holds that room's tick lease.
-TICKS: list[Callable[[Resources], TickHandler]] = []
+TICKS: list[Callable[[Resources], TickHandler]] = [
+    lambda resources: StatsService(resources).tick,
+    lambda resources: RankingService(resources).tick,
+]
 
 
 async def run_workers(settings: Settings, groups: Sequence[str], stop: asyncio.Event) -> None:

@@ -10,6 +10,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 ROOMS = "lc:rooms"
+# How long a group remembers that it applied an entry: far past the longest redelivery
+# (reclaim idle time times the retry cap), far short of keeping a marker per entry forever.
+APPLIED_TTL_MS = 15 * 60_000
 
 # What redis-py returns for stream reads (bytes responses): per stream, its entries.
 RawEntry = tuple[bytes, dict[bytes, bytes]]
@@ -60,6 +63,51 @@ class RoomKeys:
 
     def seen_ids(self, bucket: int) -> str:
         return f"{self._prefix}:ids:{bucket}"
+
+    def applied(self, group: str, entry_id: str) -> str:
+        """The set of stream entries a group has applied, one set per minute of appending:
+        a member per entry, expiring as a whole (APPLIED_TTL_MS)."""
+        minute = int(entry_id.partition("-")[0]) // 60_000
+        return f"{self._prefix}:applied:{group}:{minute}"
+
+    @property
+    def stats_totals(self) -> str:
+        return f"{self._prefix}:stats"
+
+    @property
+    def stats_window(self) -> str:
+        return f"{self._prefix}:stats:window"
+
+    def stats_viewers(self, kind: str) -> str:
+        return f"{self._prefix}:stats:uv:{kind}"
+
+    @property
+    def online(self) -> str:
+        return f"{self._prefix}:online"
+
+    @property
+    def sessions(self) -> str:
+        return f"{self._prefix}:sessions"
+
+    @property
+    def ranking_window(self) -> str:
+        return f"{self._prefix}:ranking:window"
+
+    @property
+    def ranking_sold(self) -> str:
+        return f"{self._prefix}:ranking:sold"
+
+    @property
+    def ranking_explained(self) -> str:
+        return f"{self._prefix}:ranking:explained"
+
+    @property
+    def ranking_weights(self) -> str:
+        return f"{self._prefix}:ranking:weights"
+
+    @property
+    def ranking_published(self) -> str:
+        return f"{self._prefix}:ranking:published"
 
     def channel(self, channel: Channel) -> str:
         return f"{self._prefix}:{channel.value}"

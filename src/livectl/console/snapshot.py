@@ -4,19 +4,25 @@ from __future__ import annotations
 
 from typing import Any
 
+from livectl.kit.clock import now_ms
+from livectl.ranking.service import RankingService
 from livectl.resources import Resources
 from livectl.rooms.service import RoomCache
+from livectl.stats.rules import viewer_safe
+from livectl.stats.service import StatsService
 
 
 async def console_snapshot(resources: Resources, room: str) -> dict[str, Any]:
     state = await RoomCache(resources).state(room)
-    products = [p.model_dump() for p in state.products]
+    now = now_ms()
+    products, ranking = await RankingService(resources).ranked_products(room, now)
     return {
         "room": state.room.model_dump(),
-        "products": products,
+        "products": [p.model_dump() for p in products],
+        "recommended": ranking.recommended,
         "pinned": state.room.pinned_product_id,
-        # Filled by the stats, coupons and opinion workers as they land (see the issues).
-        "stats": {},
+        "stats": await StatsService(resources).current(room, now),
+        # Filled by the coupons and opinion workers as they land (see the issues).
         "coupons": [],
         "alerts": [],
     }
@@ -31,5 +37,6 @@ async def live_snapshot(resources: Resources, room: str) -> dict[str, Any]:
         "pinned": pinned.model_dump(include={"id", "name", "price", "sold_out"})
         if pinned
         else None,
+        "stats": viewer_safe(await StatsService(resources).current(room, now_ms())),
         "coupons": [],
     }

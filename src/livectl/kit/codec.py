@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -25,6 +26,11 @@ def text(value: bytes | str) -> str:
 
 def text_or_none(value: bytes | str | None) -> str | None:
     return None if value is None else text(value)
+
+
+def int_fields(flat: Sequence[Any]) -> dict[str, int]:
+    """A flat ``[field, value, ...]`` reply (HGETALL from Lua) as field -> integer."""
+    return {text(flat[i]): int(flat[i + 1]) for i in range(0, len(flat), 2)}
 
 
 def loads(data: bytes | bytearray | memoryview | str) -> Any:

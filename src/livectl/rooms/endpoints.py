@@ -5,11 +5,14 @@ from typing import Annotated
 from fastapi import APIRouter, Body
 
 from livectl.auth.dependencies import Assistant, Controller, Host, Player
+from livectl.kit.clock import now_ms
 from livectl.kit.ids import ProductIdPath, RoomIdPath
+from livectl.ranking.service import RankingService
 from livectl.resources import Deps, Resources
 from livectl.rooms.rules import RoomAction
 from livectl.rooms.schemas import PinOut, ProductIn, ProductOut, RoomCreate, RoomOut
 from livectl.rooms.service import RoomService
+from livectl.stats.service import StatsService
 from livectl.store.engine import transaction
 
 router = APIRouter(prefix="/v1/rooms", tags=["rooms"])
@@ -35,7 +38,10 @@ async def start_room(room: RoomIdPath, _: Controller, deps: Deps) -> RoomOut:
 @router.post("/{room}/end")
 async def end_room(room: RoomIdPath, _: Controller, deps: Deps) -> RoomOut:
     """End the live (idempotent; 409 room_not_live before it started)."""
-    return await _transition(deps, room, "end")
+    ended = await _transition(deps, room, "end")
+    # At the end's own time: ending again later rewrites that minute, never adds one.
+    await StatsService(deps).roll_up_last_minute(room, ended.ended_at or now_ms())
+    return ended
 
 
 async def _transition(deps: Resources, room: str, action: RoomAction) -> RoomOut:
@@ -60,7 +66,9 @@ async def put_products(
 
 @router.get("/{room}/products")
 async def get_products(room: RoomIdPath, _: Player, deps: Deps) -> list[ProductOut]:
-    return (await RoomService(deps).cache.state(room)).products
+    """The room's products in ranked order, each with its score and reasons."""
+    products, _ranking = await RankingService(deps).ranked_products(room, now_ms())
+    return products
 
 
 @router.post("/{room}/products/{pid}/pin")

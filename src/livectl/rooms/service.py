@@ -92,6 +92,13 @@ class RoomCache:
         room = RoomOut.model_validate(data["room"] | {"pinned_product_id": pin})
         return RoomState(room, [ProductOut.model_validate(p) for p in data["products"]])
 
+    async def state_or_none(self, room_id: str) -> RoomState | None:
+        """For workers: a stream of a room with no record has nothing to look up."""
+        try:
+            return await self.state(room_id)
+        except RoomNotFound:
+            return None
+
     async def reload(self, room_id: str, pin: str | None = None) -> RoomState:
         async with self._resources.sessionmaker() as session:
             room = await repository.get_room(session, room_id)

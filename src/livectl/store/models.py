@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from livectl.archive.models import ArchivedEvent
 from livectl.rooms.models import Product, Room
+from livectl.stats.models import StatsMinute
 from livectl.store.base import Base
 
 metadata = Base.metadata
 
-__all__ = ["ArchivedEvent", "Product", "Room", "metadata"]
+__all__ = ["ArchivedEvent", "Product", "Room", "StatsMinute", "metadata"]

@@ -1,0 +1,265 @@
+"""What the room wants right now, as pure functions over counted signals.
+
+Signals are counted per product in 5 s buckets over the last two minutes (by the ranking
+worker, in Redis); here they are decayed, weighed, adjusted for stock, fatigue and pins, and
+explained in plain words.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Container, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+import ahocorasick
+
+from livectl.kit.text import fold
+from livectl.ranking.schemas import RankingItem, RankingOut, Weights
+
+SIGNALS = ("mention", "intent", "click", "cart", "order")
+BUCKET_S = 5
+HORIZON_S = 120
+MINUTE_S = 60
+# A signal counts half as much after this long.
+HALF_LIFE_S = 30.0
+# Having just been explained weighs half as much after this long.
+FATIGUE_HALF_LIFE_S = 300.0
+# Stock at or below this share of the starting stock counts as running low.
+LOW_STOCK_SHARE = 0.2
+INTENT_PHRASES = tuple(
+    fold(phrase)
+    for phrase in (
+        "链接",
+        "多少钱",
+        "几块钱",
+        "价格",
+        "上车",
+        "想要",
+        "要了",
+        "还有吗",
+        "有货吗",
+        "怎么买",
+    )
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ProductSpec:
+    """What ranking needs to know of a product from the room's record."""
+
+    id: str
+    names: tuple[str, ...]  # name and aliases
+    stock: int | None = None
+    sold_out: bool = False
+
+
+@lru_cache(maxsize=1024)
+def _automaton(specs: tuple[tuple[str, tuple[str, ...]], ...]) -> ahocorasick.Automaton | None:
+    automaton = ahocorasick.Automaton()
+    for product_id, names in specs:
+        for name in names:
+            folded = fold(name)
+            if folded:
+                automaton.add_word(folded, (folded, product_id))
+    if len(automaton) == 0:
+        return None
+    automaton.make_automaton()
+    return automaton
+
+
+@dataclass(frozen=True, slots=True)
+class Mention:
+    product_ids: frozenset[str]
+    intent: bool
+
+
+class MentionMatcher:
+    """Finds products named in chat: names and aliases matched in folded text, so 口 红,
+    口紅 and 口口红 all name 口红. Built once per product list (cached)."""
+
+    def __init__(self, products: Iterable[ProductSpec]) -> None:
+        self._automaton = _automaton(tuple((p.id, p.names) for p in products))
+
+    def match(self, text: str) -> Mention:
+        folded = fold(text)
+        if self._automaton is None or not folded:
+            return Mention(frozenset(), intent=False)
+        found = frozenset(product_id for _, (_, product_id) in self._automaton.iter(folded))
+        return Mention(found, intent=bool(found) and has_intent(folded))
+
+
+def has_intent(folded: str) -> bool:
+    return any(phrase in folded for phrase in INTENT_PHRASES)
+
+
+def event_signals(event: Mapping[str, object], matcher: MentionMatcher) -> list[tuple[str, str]]:
+    """(product id, signal) pairs one event adds."""
+    kind = event["type"]
+    if kind == "chat":
+        mention = matcher.match(str(event["text"]))
+        signals = ["mention", "intent"] if mention.intent else ["mention"]
+        return [(product_id, s) for product_id in mention.product_ids for s in signals]
+    product_id = event.get("product_id")
+    if kind in ("click", "cart", "order") and isinstance(product_id, str):
+        return [(product_id, str(kind))]
+    return []
+
+
+def entry_signals(
+    events: Iterable[Mapping[str, Any]], matcher: MentionMatcher, products: Container[str]
+) -> tuple[Counter[str], Counter[str]]:
+    """What one stream entry adds: ``"<product>:<signal>"`` counts, and units sold per product
+    (only for the room's own products)."""
+    signals: Counter[str] = Counter()
+    sold: Counter[str] = Counter()
+    for event in events:
+        for product_id, signal in event_signals(event, matcher):
+            if product_id in products:
+                signals[f"{product_id}:{signal}"] += 1
+        if event["type"] == "order" and event.get("product_id") in products:
+            sold[event["product_id"]] += event["order"]["quantity"]
+    return signals, sold
+
+
+@dataclass
+class Counts:
+    """A product's signals: decayed, in the last minute, and in the minute before."""
+
+    decayed: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    last_minute: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    minute_before: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+
+
+def count_buckets(buckets: Iterable[tuple[int, str, str, int]], now_s: float) -> dict[str, Counts]:
+    """From (bucket, product id, signal, count) rows, each product's counts at ``now_s``.
+
+    A bucket's age is taken from its middle, so a burst in the current bucket counts fully.
+    """
+    counts: dict[str, Counts] = defaultdict(Counts)
+    for bucket, product_id, signal, n in buckets:
+        age = max(0.0, now_s - (bucket + 0.5) * BUCKET_S)
+        if age >= HORIZON_S:
+            continue
+        product = counts[product_id]
+        product.decayed[signal] += n * 0.5 ** (age / HALF_LIFE_S)
+        if age < MINUTE_S:
+            product.last_minute[signal] += n
+        else:
+            product.minute_before[signal] += n
+    return counts
+
+
+@dataclass(frozen=True, slots=True)
+class Scored:
+    product_id: str
+    available: bool
+    score: float
+    reasons: list[str]
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def _ago(seconds: float) -> str:
+    if seconds < 90:
+        return f"{int(seconds)} s ago"
+    return f"{round(seconds / 60)} min ago"
+
+
+def score_product(
+    product: ProductSpec,
+    counts: Counts,
+    weights: Weights,
+    *,
+    sold: int,
+    since_explained_s: float | None,
+    pinned: bool,
+) -> Scored:
+    left = None if product.stock is None else product.stock - sold
+    if product.sold_out or (left is not None and left <= 0):
+        return Scored(product.id, available=False, score=0.0, reasons=["sold out"])
+
+    reasons: list[str] = []
+    score = sum(getattr(weights, s) * counts.decayed.get(s, 0.0) for s in SIGNALS)
+    rise = sum(
+        getattr(weights, s) * (counts.last_minute.get(s, 0) - counts.minute_before.get(s, 0))
+        for s in SIGNALS
+    )
+    score += weights.velocity * max(0.0, rise)
+
+    mentions = counts.last_minute.get("mention", 0)
+    if mentions:
+        reasons.append(f"{_plural(mentions, 'mention')} in the last minute")
+    intent = counts.last_minute.get("intent", 0)
+    if intent:
+        reasons.append(f"{intent} asking for the link, price or stock")
+    orders = counts.last_minute.get("order", 0)
+    if orders:
+        reasons.append(f"{_plural(orders, 'order')} in the last minute")
+    clicks = counts.last_minute.get("click", 0) + counts.minute_before.get("click", 0)
+    carts = counts.last_minute.get("cart", 0) + counts.minute_before.get("cart", 0)
+    if clicks:
+        reasons.append(f"cart rate {round(100 * carts / clicks)}%")
+    if mentions > counts.minute_before.get("mention", 0) > 0:
+        reasons.append(f"mentions rising ({counts.minute_before['mention']} -> {mentions}/min)")
+
+    if product.stock and left is not None and left <= product.stock * LOW_STOCK_SHARE:
+        score *= 1 + weights.scarcity
+        reasons.append(f"only {left} left")
+    if since_explained_s is not None and not pinned:
+        score *= 1 - weights.fatigue * 0.5 ** (since_explained_s / FATIGUE_HALF_LIFE_S)
+        reasons.append(f"explained {_ago(since_explained_s)}")
+    if pinned:
+        score += weights.pin
+        reasons.append("pinned now")
+    return Scored(product.id, available=True, score=round(score, 3), reasons=reasons)
+
+
+def rank(
+    products: Sequence[ProductSpec],
+    counts: Mapping[str, Counts],
+    weights: Weights,
+    *,
+    sold: Mapping[str, int],
+    explained_at_ms: Mapping[str, int],
+    pinned: str | None,
+    now_ms: int,
+) -> RankingOut:
+    """The room's products, best first; sold out last. Ties keep the room's own order."""
+    scored = [
+        score_product(
+            product,
+            counts.get(product.id) or Counts(),
+            weights,
+            sold=sold.get(product.id, 0),
+            since_explained_s=(
+                max(0.0, (now_ms - explained_at_ms[product.id]) / 1000)
+                if product.id in explained_at_ms
+                else None
+            ),
+            pinned=product.id == pinned,
+        )
+        for product in products
+    ]
+    order = sorted(range(len(scored)), key=lambda i: (not scored[i].available, -scored[i].score, i))
+    items = [
+        RankingItem(
+            product_id=scored[i].product_id,
+            rank=rank,
+            score=scored[i].score,
+            reasons=scored[i].reasons,
+        )
+        for rank, i in enumerate(order, start=1)
+    ]
+    recommended = next(
+        (
+            scored[i].product_id
+            for i in order
+            if scored[i].available and scored[i].product_id != pinned
+        ),
+        None,
+    )
+    return RankingOut(items=items, recommended=recommended)
