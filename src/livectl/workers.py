@@ -8,11 +8,15 @@ from collections.abc import Callable, Sequence
 
 from livectl.archive.worker import GROUP as ARCHIVE
 from livectl.archive.worker import Archiver
-from livectl.bus.consumer import Handler, StreamConsumer, consumer_name
+from livectl.bus.consumer import Handler, StreamConsumer, StreamOf, consumer_name, events_stream
+from livectl.bus.keys import RoomKeys
 from livectl.bus.tick import RoomTicker, TickHandler
 from livectl.config import Settings
 from livectl.console.worker import GROUP as CONSOLE_RELAY
 from livectl.console.worker import ConsoleRelay
+from livectl.coupons.worker import EVENTS_GROUP as COUPON_EVENTS
+from livectl.coupons.worker import LEDGER_GROUP as COUPON_LEDGER
+from livectl.coupons.worker import CouponEvents, CouponTicker, LedgerWriter
 from livectl.resources import Resources, open_resources
 
 log = logging.getLogger("livectl.worker")
@@ -21,10 +25,19 @@ log = logging.getLogger("livectl.worker")
 CONCERNS: dict[str, Callable[[Resources], Handler]] = {
     ARCHIVE: lambda resources: Archiver(resources.sessionmaker).handle,
     CONSOLE_RELAY: lambda resources: ConsoleRelay(resources.publisher).handle,
+    COUPON_EVENTS: lambda resources: CouponEvents(resources).handle,
+    COUPON_LEDGER: lambda resources: LedgerWriter(resources).handle,
+}
+
+# Groups that follow another stream of each room than its events.
+STREAMS: dict[str, StreamOf] = {
+    COUPON_LEDGER: lambda room: RoomKeys(room).coupon_outbox,
 }
 
 # Run on every live room once a second, by whichever worker holds that room's tick lease.
-TICKS: list[Callable[[Resources], TickHandler]] = []
+TICKS: list[Callable[[Resources], TickHandler]] = [
+    lambda resources: CouponTicker(resources).tick,
+]
 
 
 async def run_workers(settings: Settings, groups: Sequence[str], stop: asyncio.Event) -> None:
@@ -40,6 +53,7 @@ async def run_workers(settings: Settings, groups: Sequence[str], stop: asyncio.E
                 group=group,
                 handler=CONCERNS[group](resources),
                 name=name,
+                stream_of=STREAMS.get(group, events_stream),
             )
             for group in groups
         ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from livectl.coupons.service import CouponService
 from livectl.resources import Resources
 from livectl.rooms.service import RoomCache
 
@@ -15,9 +16,9 @@ async def console_snapshot(resources: Resources, room: str) -> dict[str, Any]:
         "room": state.room.model_dump(),
         "products": products,
         "pinned": state.room.pinned_product_id,
-        # Filled by the stats, coupons and opinion workers as they land (see the issues).
+        # Filled by the stats and opinion workers as they land (see the issues).
         "stats": {},
-        "coupons": [],
+        "coupons": await CouponService(resources).live_coupons(room),
         "alerts": [],
     }
 
@@ -31,5 +32,5 @@ async def live_snapshot(resources: Resources, room: str) -> dict[str, Any]:
         "pinned": pinned.model_dump(include={"id", "name", "price", "sold_out"})
         if pinned
         else None,
-        "coupons": [],
+        "coupons": await CouponService(resources).live_coupons(room),
     }

@@ -5,6 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body
 
 from livectl.auth.dependencies import Assistant, Controller, Host, Player
+from livectl.coupons.service import CouponService
 from livectl.kit.ids import ProductIdPath, RoomIdPath
 from livectl.resources import Deps, Resources
 from livectl.rooms.rules import RoomAction
@@ -34,8 +35,11 @@ async def start_room(room: RoomIdPath, _: Controller, deps: Deps) -> RoomOut:
 
 @router.post("/{room}/end")
 async def end_room(room: RoomIdPath, _: Controller, deps: Deps) -> RoomOut:
-    """End the live (idempotent; 409 room_not_live before it started)."""
-    return await _transition(deps, room, "end")
+    """End the live (idempotent; 409 room_not_live before it started); its coupon drops end
+    with it."""
+    ended = await _transition(deps, room, "end")
+    await CouponService(deps).close_room(room)
+    return ended
 
 
 async def _transition(deps: Resources, room: str, action: RoomAction) -> RoomOut:
