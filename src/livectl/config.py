@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     ws_protocol_max_bytes: int = 4 * MiB
 
     # Workers.
+    # A worker holds one blocking stream read per room per consumer group: its Redis pool
+    # must be larger than rooms x groups (redis-py's default of 100 is not).
+    redis_max_connections: int = 10_000
     worker_batch: int = 500
     worker_block_ms: int = 1000
     reclaim_idle_ms: int = 30_000

@@ -11,9 +11,9 @@ room's tag: they share the room's slot, so this holds on Redis Cluster too.
 from __future__ import annotations
 
 import secrets
-from itertools import chain
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from itertools import chain
 
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
