@@ -121,13 +121,12 @@ class Ledger:
     orders: dict[str, Redemption] = field(default_factory=dict)
 
     def write(self, record: ClaimRecord) -> None:
-        taken = {(c.ordinal,) for c in self.claims.values()}
-        taken |= {(c.user_id, c.user_ordinal) for c in self.claims.values()}
         if record.claim_id in self.claims:
             return
         # The unique constraints refuse a colliding claim: that would be an oversell.
-        assert (record.ordinal,) not in taken
-        assert (record.user_id, record.user_ordinal) not in taken
+        assert record.ordinal not in {c.ordinal for c in self.claims.values()}
+        held = {(c.user_id, c.user_ordinal) for c in self.claims.values()}
+        assert (record.user_id, record.user_ordinal) not in held
         assert 1 <= record.ordinal <= record.quantity
         assert 1 <= record.user_ordinal <= record.per_user
         self.claims[record.claim_id] = record
