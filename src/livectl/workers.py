@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from livectl.archive.worker import GROUP as ARCHIVE
 from livectl.archive.worker import Archiver
@@ -16,7 +16,7 @@ from livectl.console.worker import GROUP as CONSOLE_RELAY
 from livectl.console.worker import ConsoleRelay
 from livectl.coupons.worker import EVENTS_GROUP as COUPON_EVENTS
 from livectl.coupons.worker import LEDGER_GROUP as COUPON_LEDGER
-from livectl.coupons.worker import CouponEvents, CouponTicker, LedgerWriter
+from livectl.coupons.worker import CouponEvents, CouponReconciler, CouponTicker, LedgerWriter
 from livectl.resources import Resources, open_resources
 
 log = logging.getLogger("livectl.worker")
@@ -39,6 +39,11 @@ TICKS: list[Callable[[Resources], TickHandler]] = [
     lambda resources: CouponTicker(resources).tick,
 ]
 
+# Run once per worker process for as long as it runs, until ``stop`` is set.
+SUPERVISORS: list[Callable[[Resources], Callable[[asyncio.Event], Awaitable[None]]]] = [
+    lambda resources: CouponReconciler(resources).run,
+]
+
 
 async def run_workers(settings: Settings, groups: Sequence[str], stop: asyncio.Event) -> None:
     unknown = set(groups) - CONCERNS.keys()
@@ -59,5 +64,9 @@ async def run_workers(settings: Settings, groups: Sequence[str], stop: asyncio.E
         ]
         ticker = RoomTicker(resources.redis, [make(resources) for make in TICKS], holder=name)
         log.info("worker %s running %s", name, ", ".join(groups))
-        await asyncio.gather(*(consumer.run(stop) for consumer in consumers), ticker.run(stop))
+        await asyncio.gather(
+            *(consumer.run(stop) for consumer in consumers),
+            ticker.run(stop),
+            *(make(resources)(stop) for make in SUPERVISORS),
+        )
         log.info("worker %s stopped", name)

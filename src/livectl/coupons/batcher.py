@@ -8,6 +8,7 @@ call per batch decides thousands. Only in-flight requests are held here, never r
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import defaultdict
 from collections.abc import Sequence
 
@@ -18,6 +19,8 @@ from livectl.coupons.rules import claim_outcome
 from livectl.coupons.schemas import ClaimOut
 from livectl.errors import LivectlError, ServiceUnavailable
 from livectl.kit.clock import now_ms
+
+log = logging.getLogger("livectl.coupons")
 
 ClaimAnswer = ClaimOut | LivectlError
 
@@ -55,7 +58,10 @@ class ClaimBatcher:
     ) -> None:
         try:
             replies = await self._scripts.claim(room, [request for request, _ in batch], now_ms())
-        except RedisError:
+        except Exception as exc:
+            # Every caller must get an answer, whatever went wrong: none may wait forever.
+            if not isinstance(exc, RedisError):
+                log.exception("claim batch for room %s failed", room)
             unavailable = ServiceUnavailable("the coupon store is unavailable; retry shortly")
             for _, future in batch:
                 if not future.done():

@@ -53,6 +53,11 @@ async def list_drops(
     )
 
 
+async def rooms_with_unsettled_drops(session: AsyncSession) -> Sequence[str]:
+    query = select(CouponDrop.room_id).where(CouponDrop.ended_at.is_(None)).distinct()
+    return (await session.execute(query)).scalars().all()
+
+
 async def record_end(session: AsyncSession, drop_id: str, reason: str, at: int) -> None:
     await session.execute(
         update(CouponDrop)

@@ -219,6 +219,15 @@ class CouponService:
             room, [Message("coupon", _public(view))], (Channel.CONSOLE, Channel.LIVE)
         )
 
+    async def reconcile_all(self) -> None:
+        """Reconcile every room with a drop not yet settled, and put the room itself back in
+        Redis first (a Redis that came back empty knows no rooms: nothing would tick them)."""
+        async with self._resources.sessionmaker() as session:
+            rooms = await repository.rooms_with_unsettled_drops(session)
+        for room in rooms:
+            await self._rooms.reload(room)
+            await self.reconcile(room)
+
     async def reconcile(self, room: str) -> None:
         """Make Redis agree with the ledger for every drop of the room not yet settled."""
         async with self._resources.sessionmaker() as session:

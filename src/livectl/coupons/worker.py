@@ -4,6 +4,7 @@ over the coupon outbox, and the per-room tick (ends, drain pushes, reconciliatio
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -34,6 +35,8 @@ LEDGER_GROUP = "coupon-ledger"
 # ledger only once it is older than that, so a Redis crash cannot lose a claim the ledger
 # already holds (and the ordinal it took can never be handed out again after a restart).
 LEDGER_DELAY_MS = 2500
+# How often a worker asks Redis whether it is still the instance it last reconciled.
+RECONCILE_CHECK_S = 0.5
 
 
 class CouponEvents:
@@ -101,21 +104,34 @@ class LedgerWriter:
         await self._resources.redis.xdel(RoomKeys(room).coupon_outbox, *(e.id for e in entries))
 
 
-class CouponTicker:
-    """Once a second per live room: reconcile if Redis is new to this process (a worker that
-    just started, or a Redis that restarted), then end drops that are over and push counts."""
+class CouponReconciler:
+    """Makes Redis agree with the ledger when this worker starts and whenever Redis is a new
+    instance (its run id changes: a restart, from its append-only file or empty)."""
 
     def __init__(self, resources: Resources) -> None:
         self._redis = resources.redis
         self._service = CouponService(resources)
-        # Which rooms this process has reconciled against which Redis run: only a cache of
-        # work done, nothing another process needs (reconciling twice is harmless).
-        self._reconciled: set[tuple[str, str]] = set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        reconciled_run: str | None = None
+        while not stop.is_set():
+            try:
+                run_id = str((await self._redis.info("server"))["run_id"])
+                if run_id != reconciled_run:
+                    await self._service.reconcile_all()
+                    reconciled_run = run_id
+                    log.info("coupons reconciled with the ledger (redis run %s)", run_id)
+            except Exception:
+                log.exception("coupon reconciliation failed; retrying")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), RECONCILE_CHECK_S)
+
+
+class CouponTicker:
+    """Once a second per live room: end drops that are over, push counts while draining."""
+
+    def __init__(self, resources: Resources) -> None:
+        self._service = CouponService(resources)
 
     async def tick(self, room: str, now: int) -> None:
-        run_id = str((await self._redis.info("server"))["run_id"])
-        if (run_id, room) not in self._reconciled:
-            await self._service.reconcile(room)
-            self._reconciled.add((run_id, room))
-            log.info("coupons of room %s reconciled with the ledger (redis run %s)", room, run_id)
         await self._service.tick(room, now)
