@@ -10,7 +10,7 @@ Phases, each against its own drop in one live room:
 4. Latency at a paced rate (default 5,000 claims/s) over single-claim socket frames.
 5. Contention: every client racing for a drop of 1,000 (limit 1 per user) until it sells out.
 
-Then the oversell check: for every drop, the 201 answers, Redis and the PostgreSQL ledger
+After each phase, the oversell check: for its drop, the 201 answers, Redis and the PostgreSQL ledger
 (once the worker has written it) agree, no ordinal or user twice, nothing past the quantity.
 """
 
@@ -328,6 +328,15 @@ def main(argv: list[str]) -> int:
                     coupon: str = response.json()["id"]
                     return coupon
 
+                checks: list[str] = []
+
+                def checked(phase: Phase, quantity: int) -> Phase:
+                    # Waits for the ledger to catch up, so its writes do not load the next phase.
+                    checks.append(
+                        oversell_check(urls.database_url, urls.redis_url, room, phase, quantity)
+                    )
+                    return phase
+
                 def socket_phase(name: str, quantity: int, **load: Any) -> Phase:
                     coupon = new_drop(quantity)
                     loads = [
@@ -335,11 +344,15 @@ def main(argv: list[str]) -> int:
                     ]
                     started = time.perf_counter()
                     parts = list(pool.map(socket_client, loads))
-                    return merge(name, coupon, parts, time.perf_counter() - started)
+                    return checked(
+                        merge(name, coupon, parts, time.perf_counter() - started), quantity
+                    )
 
                 big = 1_000_000
                 log.info("Redis ceiling ...")
-                ceiling = asyncio.run(redis_ceiling(urls.redis_url, room, new_drop(big), 3.0))
+                ceiling = checked(
+                    asyncio.run(redis_ceiling(urls.redis_url, room, new_drop(big), 3.0)), big
+                )
                 log.info("socket throughput ...")
                 sockets = socket_phase(
                     "claim sockets, frames of 200 claims",
@@ -355,11 +368,14 @@ def main(argv: list[str]) -> int:
                     for i in range(args.clients)
                 ]
                 started = time.perf_counter()
-                rest = merge(
-                    f"REST, one claim per request, {args.clients} x {_REST_IN_FLIGHT} in flight",
-                    coupon,
-                    list(pool.map(rest_client, rest_loads)),
-                    time.perf_counter() - started,
+                rest = checked(
+                    merge(
+                        f"REST, one claim per request, {args.clients}x{_REST_IN_FLIGHT} in flight",
+                        coupon,
+                        list(pool.map(rest_client, rest_loads)),
+                        time.perf_counter() - started,
+                    ),
+                    big,
                 )
                 log.info("paced latency ...")
                 paced = socket_phase(
@@ -388,21 +404,9 @@ def main(argv: list[str]) -> int:
                     frame=100,
                     duration_s=2.0,
                 )
-                phases = [
-                    (ceiling, big),
-                    (sockets, big),
-                    (rest, big),
-                    (paced, big),
-                    (paced_batches, big),
-                    (race, 1_000),
-                ]
+                phases = [ceiling, sockets, rest, paced, paced_batches, race]
                 api.close()
                 admin.close()
-                log.info("waiting for the ledger, then checking ...")
-                checks = [
-                    oversell_check(urls.database_url, urls.redis_url, room, phase, quantity)
-                    for phase, quantity in phases
-                ]
         finally:
             worker.stop()
     print()
@@ -412,7 +416,7 @@ def main(argv: list[str]) -> int:
         f"gateway processes: {args.processes}; client processes: {args.clients}"
     )
     print(f"{'phase':<52} {'claims/s':>10} {'p50 ms':>8} {'p99 ms':>8}  statuses")
-    for (phase, _), check in zip(phases, checks, strict=True):
+    for phase, check in zip(phases, checks, strict=True):
         print(
             f"{phase.name:<52} {phase.per_s:>10,.0f} {phase.p50_ms:>8.2f} {phase.p99_ms:>8.2f}  "
             f"{dict(sorted(phase.statuses.items()))}"
