@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from livectl.auth.tokens import Principal, Role, role_allows
-from livectl.bus.keys import Channel
+from livectl.bus.keys import Channel, RoomKeys
 from livectl.bus.publish import Message
 from livectl.coupons import repository
 from livectl.coupons.claims import CouponScripts, LedgerState
@@ -20,6 +20,7 @@ from livectl.coupons.models import CouponClaim, CouponDrop, CouponTemplate
 from livectl.coupons.rules import ClaimRecord, drop_view, end_reason, tick_action
 from livectl.coupons.schemas import DropFigures, DropFromTemplate, DropOut, DropTerms, TemplateOut
 from livectl.errors import Forbidden, NotFound, ProductNotFound, TemplateNotFound
+from livectl.kit import codec
 from livectl.kit.clock import now_ms
 from livectl.resources import Resources
 from livectl.rooms.rules import RoomNotLive
@@ -221,12 +222,17 @@ class CouponService:
 
     async def reconcile_all(self) -> None:
         """Reconcile every room with a drop not yet settled, and put the room itself back in
-        Redis first (a Redis that came back empty knows no rooms: nothing would tick them)."""
+        Redis first (a Redis that came back empty knows no rooms: nothing would tick them).
+        Drops of a room that has ended are closed here too, should the end's own closing
+        have been cut short (the tick only runs for live rooms)."""
         async with self._resources.sessionmaker() as session:
             rooms = await repository.rooms_with_unsettled_drops(session)
         for room in rooms:
-            await self._rooms.reload(room)
+            pinned = await self._resources.redis.get(RoomKeys(room).pin)
+            state = await self._rooms.reload(room, codec.text_or_none(pinned))
             await self.reconcile(room)
+            if state.room.status == "ended":
+                await self.close_room(room)
 
     async def reconcile(self, room: str) -> None:
         """Make Redis agree with the ledger for every drop of the room not yet settled."""

@@ -37,6 +37,8 @@ LEDGER_GROUP = "coupon-ledger"
 LEDGER_DELAY_MS = 2500
 # How often a worker asks Redis whether it is still the instance it last reconciled.
 RECONCILE_CHECK_S = 0.5
+# A full pass besides: it reads every unsettled drop's claims from PostgreSQL.
+RECONCILE_EVERY_S = 30.0
 
 
 class CouponEvents:
@@ -105,22 +107,27 @@ class LedgerWriter:
 
 
 class CouponReconciler:
-    """Makes Redis agree with the ledger when this worker starts and whenever Redis is a new
-    instance (its run id changes: a restart, from its append-only file or empty)."""
+    """Makes Redis agree with the ledger when this worker starts, whenever Redis is a new
+    instance (its run id changes: a restart, from its append-only file or empty), and every
+    ``RECONCILE_EVERY_S`` besides."""
 
     def __init__(self, resources: Resources) -> None:
         self._redis = resources.redis
         self._service = CouponService(resources)
 
     async def run(self, stop: asyncio.Event) -> None:
+        loop = asyncio.get_running_loop()
         reconciled_run: str | None = None
+        next_sweep = 0.0
         while not stop.is_set():
             try:
                 run_id = str((await self._redis.info("server"))["run_id"])
-                if run_id != reconciled_run:
+                if run_id != reconciled_run or loop.time() >= next_sweep:
                     await self._service.reconcile_all()
+                    if run_id != reconciled_run:
+                        log.info("coupons reconciled with the ledger (redis run %s)", run_id)
                     reconciled_run = run_id
-                    log.info("coupons reconciled with the ledger (redis run %s)", run_id)
+                    next_sweep = loop.time() + RECONCILE_EVERY_S
             except Exception:
                 log.exception("coupon reconciliation failed; retrying")
             with contextlib.suppress(TimeoutError):
