@@ -335,10 +335,11 @@ async def test_pushes_snapshot_and_end_on_time(
         assert (started["id"], started["state"], started["remaining"]) == (coupon, "live", 5)
         assert "gmv" not in started
 
-    snapshot = await open_console(stack, room)
-    coupons = (await snapshot.next_of("snapshot"))["data"]["coupons"]
-    assert [(c["id"], c["state"]) for c in coupons] == [(coupon, "live")]
-    await snapshot.socket.close()
+    for role, channel_name in ((Role.HOST, "console"), (Role.PLAYER, "live")):
+        snapshot = await open_console(stack, room, role=role, channel=channel_name)
+        coupons = (await snapshot.next_of("snapshot"))["data"]["coupons"]
+        assert [(c["id"], c["state"], c["remaining"]) for c in coupons] == [(coupon, "live", 5)]
+        await snapshot.socket.close()
 
     for user in ("a", "b"):
         assert (await claim(admin, room, coupon, user)).status_code == 201
@@ -382,9 +383,11 @@ async def test_redemption_once_with_threshold_and_scope(
     stack: Stack, admin: httpx.AsyncClient, room: str
 ) -> None:
     coupon = (await drop(admin, room, product_ids=["sku-1"], min_spend=9900, value=1000))["id"]
-    code = (await claim(admin, room, coupon, "u1")).json()["code"]
+    granted = (await claim(admin, room, coupon, "u1")).json()
+    code = granted["code"]
     events = f"/v1/rooms/{room}/events"
     refused = [
+        order("u1", "o-late", 19900, code) | {"ts": granted["expires_at"] + 1},  # expired
         order("u1", "o-small", 5000, code),  # below the threshold
         order("u1", "o-other", 29900, code, product="sku-2"),  # outside the scope
         order("u2", "o-thief", 19900, code),  # someone else's code
