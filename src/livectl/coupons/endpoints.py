@@ -3,7 +3,7 @@ from __future__ import annotations
 from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Path, Request, WebSocket, WebSocketDisconnect
-from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic import BaseModel, ValidationError
 
 from livectl import metrics
 from livectl.auth.dependencies import Assistant, Controller, Player, authorize_socket
@@ -45,9 +45,14 @@ CouponIdPath = Annotated[str, Path(pattern=ID_PATTERN, description="coupon drop 
 Model = TypeVar("Model", bound=BaseModel)
 
 _MAX_COMMAND_BYTES = 64 * 1024
-_DROP_BODY = TypeAdapter(DropTerms | DropFromTemplate).json_schema(
-    ref_template="#/components/schemas/{model}"
-)
+# DropTerms is in the OpenAPI components (the templates endpoint takes it); the template form
+# has no nested models, so it is written out in place.
+_DROP_BODY = {
+    "anyOf": [
+        {"$ref": "#/components/schemas/DropTerms"},
+        DropFromTemplate.model_json_schema(),
+    ]
+}
 
 
 def _batcher(state: Any) -> ClaimBatcher:
@@ -134,8 +139,8 @@ async def claim_coupon(
     room: RoomIdPath, coupon: CouponIdPath, body: ClaimIn, request: Request, _: Player
 ) -> ClaimOut:
     """Claim for a viewer. The same ``idempotency_key`` answers the first answer again."""
-    request_ = ClaimRequest(coupon, body.user_id, body.idempotency_key)
-    (answer,) = await _batcher(request.app.state).claim(room, [request_])
+    wanted = ClaimRequest(coupon, body.user_id, body.idempotency_key)
+    (answer,) = await _batcher(request.app.state).claim(room, [wanted])
     if isinstance(answer, LivectlError):
         raise answer
     return answer

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -108,8 +108,3 @@ async def record_redemptions(session: AsyncSession, redemptions: Sequence[Redemp
 async def drop_claims(session: AsyncSession, drop_id: str) -> Sequence[CouponClaim]:
     query = select(CouponClaim).where(CouponClaim.drop_id == drop_id).order_by(CouponClaim.ordinal)
     return (await session.execute(query)).scalars().all()
-
-
-async def count_claims(session: AsyncSession, drop_id: str) -> int:
-    query = select(func.count()).select_from(CouponClaim).where(CouponClaim.drop_id == drop_id)
-    return int((await session.execute(query)).scalar_one())
