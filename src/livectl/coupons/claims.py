@@ -217,6 +217,8 @@ class LedgerState:
 
 # Per claim: 12 bytes for its id, 12 for its code.
 _RANDOM_BYTES = 24
+# Ledger claims per reconcile call.
+_RECONCILE_SLICE = 1000
 
 
 def decode_hash(raw: Mapping[bytes, bytes]) -> dict[str, str]:
@@ -311,21 +313,24 @@ class CouponScripts:
             await pipe.execute()
 
     async def reconcile(self, room: str, drop_id: str, ledger: LedgerState, pipe: Pipeline) -> None:
-        args: list[str | int] = [drop_id, ledger.end_reason or "", len(ledger.terms)]
+        """Queue the reconcile script for one drop on the caller's pipeline, in slices of
+        claims: each call is idempotent, and a big drop does not hold Redis in one long call."""
+        terms: list[str | int] = [drop_id, ledger.end_reason or "", len(ledger.terms)]
         for name, value in ledger.terms.items():
-            args += (name, value)
+            terms += (name, value)
         top = max((claim.ordinal for claim, _ in ledger.claims), default=0)
-        args += (top, ledger.redeemed, ledger.gmv, ledger.cost)
-        for claim, order_id in ledger.claims:
-            args += (
-                claim.ordinal,
-                claim.user_id,
-                claim.user_ordinal,
-                claim.claim_id,
-                claim.code,
-                claim.expires_at,
-                claim.idempotency_key or "",
-                order_id or "",
-            )
-        # Queued on the caller's pipeline: one round trip for every drop of a room.
-        await self._reconcile(keys=[RoomKeys(room).tag], args=args, client=pipe)
+        terms += (top, ledger.redeemed, ledger.gmv, ledger.cost)
+        for start in range(0, max(len(ledger.claims), 1), _RECONCILE_SLICE):
+            args = list(terms)
+            for claim, order_id in ledger.claims[start : start + _RECONCILE_SLICE]:
+                args += (
+                    claim.ordinal,
+                    claim.user_id,
+                    claim.user_ordinal,
+                    claim.claim_id,
+                    claim.code,
+                    claim.expires_at,
+                    claim.idempotency_key or "",
+                    order_id or "",
+                )
+            await self._reconcile(keys=[RoomKeys(room).tag], args=args, client=pipe)

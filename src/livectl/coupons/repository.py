@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -103,6 +103,13 @@ async def record_redemptions(session: AsyncSession, redemptions: Sequence[Redemp
                 discount=r.discount,
             )
         )
+
+
+async def highest_ordinal(session: AsyncSession, drop_id: str) -> int:
+    query = select(func.coalesce(func.max(CouponClaim.ordinal), 0)).where(
+        CouponClaim.drop_id == drop_id
+    )
+    return int((await session.execute(query)).scalar_one())
 
 
 async def drop_claims(session: AsyncSession, drop_id: str) -> Sequence[CouponClaim]:

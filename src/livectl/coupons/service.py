@@ -220,7 +220,7 @@ class CouponService:
             room, [Message("coupon", _public(view))], (Channel.CONSOLE, Channel.LIVE)
         )
 
-    async def reconcile_all(self) -> None:
+    async def reconcile_all(self, *, full: bool) -> None:
         """Reconcile every room with a drop not yet settled, and put the room itself back in
         Redis first (a Redis that came back empty knows no rooms: nothing would tick them).
         Drops of a room that has ended are closed here too, should the end's own closing
@@ -230,15 +230,25 @@ class CouponService:
         for room in rooms:
             pinned = await self._resources.redis.get(RoomKeys(room).pin)
             state = await self._rooms.reload(room, codec.text_or_none(pinned))
-            await self.reconcile(room)
+            await self.reconcile(room, full=full)
             if state.room.status == "ended":
                 await self.close_room(room)
 
-    async def reconcile(self, room: str) -> None:
-        """Make Redis agree with the ledger for every drop of the room not yet settled."""
+    async def reconcile(self, room: str, *, full: bool = True) -> None:
+        """Make Redis agree with the ledger for every drop of the room not yet settled.
+
+        ``full=False`` is the cheap periodic check: a drop's claims are read back only when
+        Redis is visibly behind the ledger (terms missing, a lower count, an end it lacks)."""
         async with self._resources.sessionmaker() as session:
             drops = await repository.list_drops(session, room, unsettled_only=True)
-            ledgers = [(drop, await repository.drop_claims(session, drop.id)) for drop in drops]
+            hot = await self.scripts.fields(room, [drop.id for drop in drops])
+            ledgers = []
+            for drop, fields in zip(drops, hot, strict=True):
+                if not full and not _behind(
+                    fields, drop, await repository.highest_ordinal(session, drop.id)
+                ):
+                    continue
+                ledgers.append((drop, await repository.drop_claims(session, drop.id)))
         if not ledgers:
             return
         async with self._resources.redis.pipeline(transaction=False) as pipe:
@@ -258,6 +268,14 @@ class CouponService:
                     pipe,
                 )
             await pipe.execute()
+
+
+def _behind(fields: dict[str, str], drop: CouponDrop, highest_ordinal: int) -> bool:
+    return (
+        not fields
+        or int(fields.get("claimed") or 0) < highest_ordinal
+        or (drop.end_reason is not None and fields.get("state") != "ended")
+    )
 
 
 def _public(view: DropFigures) -> dict[str, Any]:

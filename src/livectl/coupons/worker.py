@@ -37,7 +37,7 @@ LEDGER_GROUP = "coupon-ledger"
 LEDGER_DELAY_MS = 2500
 # How often a worker asks Redis whether it is still the instance it last reconciled.
 RECONCILE_CHECK_S = 0.5
-# A full pass besides: it reads every unsettled drop's claims from PostgreSQL.
+# The periodic pass compares counts and reads a drop's claims back only if Redis lags.
 RECONCILE_EVERY_S = 30.0
 
 
@@ -108,8 +108,8 @@ class LedgerWriter:
 
 class CouponReconciler:
     """Makes Redis agree with the ledger when this worker starts, whenever Redis is a new
-    instance (its run id changes: a restart, from its append-only file or empty), and every
-    ``RECONCILE_EVERY_S`` besides."""
+    instance (its run id changes: a restart, from its append-only file or empty), and checks
+    every ``RECONCILE_EVERY_S`` besides."""
 
     def __init__(self, resources: Resources) -> None:
         self._redis = resources.redis
@@ -123,7 +123,8 @@ class CouponReconciler:
             try:
                 run_id = str((await self._redis.info("server"))["run_id"])
                 if run_id != reconciled_run or loop.time() >= next_sweep:
-                    await self._service.reconcile_all()
+                    # A new Redis gets everything back; the periodic pass repairs what lags.
+                    await self._service.reconcile_all(full=run_id != reconciled_run)
                     if run_id != reconciled_run:
                         log.info("coupons reconciled with the ledger (redis run %s)", run_id)
                     reconciled_run = run_id
