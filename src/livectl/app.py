@@ -13,6 +13,9 @@ from livectl.auth.endpoints import router as tokens_router
 from livectl.config import Settings
 from livectl.console.endpoints import router as console_router
 from livectl.console.hub import Hub
+from livectl.coupons.batcher import ClaimBatcher
+from livectl.coupons.claims import CouponScripts
+from livectl.coupons.endpoints import router as coupons_router
 from livectl.errors import install_error_handlers
 from livectl.health import router as health_router
 from livectl.ingest.endpoints import router as ingest_router
@@ -33,9 +36,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.resources = resources
             app.state.ingest = IngestService(resources)
             app.state.hub = Hub(resources.redis)
+            app.state.claims = ClaimBatcher(CouponScripts(resources.redis))
             try:
                 yield
             finally:
+                await app.state.claims.close()
                 await app.state.hub.close()
                 await app.state.ingest.appender.close()
 
@@ -55,6 +60,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         console_router,
         stats_router,
         ranking_router,
+        coupons_router,
     ):
         app.include_router(router)
 

@@ -54,6 +54,32 @@ class RoomExists(Conflict):
     code = "room_exists"
 
 
+class TemplateNotFound(NotFound):
+    code = "template_not_found"
+
+
+class SoldOut(Conflict):
+    code = "sold_out"
+
+
+class LimitReached(Conflict):
+    code = "limit_reached"
+
+
+class IdempotencyKeyReused(Conflict):
+    code = "idempotency_key_reused"
+
+
+class CouponEnded(LivectlError):
+    status = 410
+    code = "ended"
+
+
+class NotEligible(LivectlError):
+    status = 403
+    code = "not_eligible"
+
+
 class InvalidJson(LivectlError):
     code = "invalid_json"
 

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from livectl.archive.worker import GROUP as ARCHIVE
 from livectl.archive.worker import Archiver
-from livectl.bus.consumer import Handler, StreamConsumer, consumer_name
+from livectl.bus.consumer import Handler, StreamConsumer, StreamOf, consumer_name, events_stream
+from livectl.bus.keys import RoomKeys
 from livectl.bus.tick import RoomTicker, TickHandler
 from livectl.config import Settings
 from livectl.console.worker import GROUP as CONSOLE_RELAY
 from livectl.console.worker import ConsoleRelay
+from livectl.coupons.worker import EVENTS_GROUP as COUPON_EVENTS
+from livectl.coupons.worker import LEDGER_GROUP as COUPON_LEDGER
+from livectl.coupons.worker import CouponEvents, CouponReconciler, CouponTicker, LedgerWriter
 from livectl.ranking.service import RankingService
 from livectl.ranking.worker import GROUP as RANKING
 from livectl.ranking.worker import RankingWorker
@@ -29,12 +33,25 @@ CONCERNS: dict[str, Callable[[Resources], Handler]] = {
     CONSOLE_RELAY: lambda resources: ConsoleRelay(resources.publisher).handle,
     STATS: lambda resources: StatsWorker(resources).handle,
     RANKING: lambda resources: RankingWorker(resources).handle,
+    COUPON_EVENTS: lambda resources: CouponEvents(resources).handle,
+    COUPON_LEDGER: lambda resources: LedgerWriter(resources).handle,
+}
+
+# Groups that follow another stream of each room than its events.
+STREAMS: dict[str, StreamOf] = {
+    COUPON_LEDGER: lambda room: RoomKeys(room).coupon_outbox,
 }
 
 # Run on every live room once a second, by whichever worker holds that room's tick lease.
 TICKS: list[Callable[[Resources], TickHandler]] = [
     lambda resources: StatsService(resources).tick,
     lambda resources: RankingService(resources).tick,
+    lambda resources: CouponTicker(resources).tick,
+]
+
+# Run once per worker process for as long as it runs, until ``stop`` is set.
+SUPERVISORS: list[Callable[[Resources], Callable[[asyncio.Event], Awaitable[None]]]] = [
+    lambda resources: CouponReconciler(resources).run,
 ]
 
 
@@ -51,10 +68,15 @@ async def run_workers(settings: Settings, groups: Sequence[str], stop: asyncio.E
                 group=group,
                 handler=CONCERNS[group](resources),
                 name=name,
+                stream_of=STREAMS.get(group, events_stream),
             )
             for group in groups
         ]
         ticker = RoomTicker(resources.redis, [make(resources) for make in TICKS], holder=name)
         log.info("worker %s running %s", name, ", ".join(groups))
-        await asyncio.gather(*(consumer.run(stop) for consumer in consumers), ticker.run(stop))
+        await asyncio.gather(
+            *(consumer.run(stop) for consumer in consumers),
+            ticker.run(stop),
+            *(make(resources)(stop) for make in SUPERVISORS),
+        )
         log.info("worker %s stopped", name)

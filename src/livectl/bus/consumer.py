@@ -37,6 +37,11 @@ class Entry:
 
 
 Handler = Callable[[str, Sequence[Entry]], Awaitable[None]]
+StreamOf = Callable[[str], str]  # a room's stream that a group follows
+
+
+def events_stream(room: str) -> str:
+    return RoomKeys(room).events
 
 
 def consumer_name() -> str:
@@ -50,9 +55,17 @@ def _entries(raw: Sequence[tuple[bytes, dict[bytes, bytes] | None]]) -> list[Ent
 
 class StreamConsumer:
     def __init__(
-        self, redis: Redis, settings: Settings, *, group: str, handler: Handler, name: str
+        self,
+        redis: Redis,
+        settings: Settings,
+        *,
+        group: str,
+        handler: Handler,
+        name: str,
+        stream_of: StreamOf = events_stream,
     ) -> None:
         self._redis = redis
+        self._stream_of = stream_of
         self._settings = settings
         self.group = group
         self._handler = handler
@@ -79,7 +92,7 @@ class StreamConsumer:
                 await asyncio.gather(*self._rooms.values(), return_exceptions=True)
 
     async def _follow(self, room: str, stop: asyncio.Event) -> None:
-        stream = RoomKeys(room).events
+        stream = self._stream_of(room)
         loop = asyncio.get_running_loop()
         next_reclaim = 0.0
         while not stop.is_set():

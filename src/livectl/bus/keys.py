@@ -35,6 +35,11 @@ class RoomKeys:
         return f"lc:{{{self.room}}}"
 
     @property
+    def tag(self) -> str:
+        """The common prefix, for Lua that builds a room's keys itself (one slot: safe)."""
+        return self._prefix
+
+    @property
     def events(self) -> str:
         return f"{self._prefix}:events"
 
@@ -57,6 +62,30 @@ class RoomKeys:
     @property
     def tick_lease(self) -> str:
         return f"{self._prefix}:tick"
+
+    def coupon(self, drop: str) -> str:
+        """A drop's terms and figures; ``:users`` and ``:keys`` beside it (see coupons/claims)."""
+        return f"{self._prefix}:coupon:{drop}"
+
+    @property
+    def coupons_open(self) -> str:
+        return f"{self._prefix}:coupons:open"
+
+    @property
+    def coupon_codes(self) -> str:
+        return f"{self._prefix}:coupon-codes"
+
+    @property
+    def coupon_redeemed(self) -> str:
+        return f"{self._prefix}:coupon-redeemed"
+
+    @property
+    def coupon_outbox(self) -> str:
+        return f"{self._prefix}:coupon-outbox"
+
+    def viewers(self, audience: str) -> str:
+        """Users the room's events flagged ``new`` or ``fans``."""
+        return f"{self._prefix}:viewers:{audience}"
 
     def once(self, token: str) -> str:
         return f"{self._prefix}:once:{token}"

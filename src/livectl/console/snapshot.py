@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from livectl.coupons.service import CouponService
 from livectl.kit.clock import now_ms
 from livectl.ranking.service import RankingService
 from livectl.resources import Resources
@@ -22,8 +23,7 @@ async def console_snapshot(resources: Resources, room: str) -> dict[str, Any]:
         "recommended": ranking.recommended,
         "pinned": state.room.pinned_product_id,
         "stats": await StatsService(resources).current(room, now),
-        # Filled by the coupons and opinion workers as they land (see the issues).
-        "coupons": [],
+        "coupons": await CouponService(resources).live_coupons(room),
         "alerts": [],
     }
 
@@ -38,5 +38,5 @@ async def live_snapshot(resources: Resources, room: str) -> dict[str, Any]:
         if pinned
         else None,
         "stats": viewer_safe(await StatsService(resources).current(room, now_ms())),
-        "coupons": [],
+        "coupons": await CouponService(resources).live_coupons(room),
     }

@@ -5,6 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body
 
 from livectl.auth.dependencies import Assistant, Controller, Host, Player
+from livectl.coupons.service import CouponService
 from livectl.kit.clock import now_ms
 from livectl.kit.ids import ProductIdPath, RoomIdPath
 from livectl.ranking.service import RankingService
@@ -37,8 +38,10 @@ async def start_room(room: RoomIdPath, _: Controller, deps: Deps) -> RoomOut:
 
 @router.post("/{room}/end")
 async def end_room(room: RoomIdPath, _: Controller, deps: Deps) -> RoomOut:
-    """End the live (idempotent; 409 room_not_live before it started)."""
+    """End the live (idempotent; 409 room_not_live before it started); its coupon drops end
+    with it."""
     ended = await _transition(deps, room, "end")
+    await CouponService(deps).close_room(room)
     # At the end's own time: ending again later rewrites that minute, never adds one.
     await StatsService(deps).roll_up_last_minute(room, ended.ended_at or now_ms())
     return ended

@@ -3,10 +3,20 @@
 from __future__ import annotations
 
 from livectl.archive.models import ArchivedEvent
+from livectl.coupons.models import CouponClaim, CouponDrop, CouponTemplate
 from livectl.rooms.models import Product, Room
 from livectl.stats.models import StatsMinute
 from livectl.store.base import Base
 
 metadata = Base.metadata
 
-__all__ = ["ArchivedEvent", "Product", "Room", "StatsMinute", "metadata"]
+__all__ = [
+    "ArchivedEvent",
+    "CouponClaim",
+    "CouponDrop",
+    "CouponTemplate",
+    "Product",
+    "Room",
+    "StatsMinute",
+    "metadata",
+]
