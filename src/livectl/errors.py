@@ -44,6 +44,10 @@ class ProductNotFound(NotFound):
     code = "product_not_found"
 
 
+class AlertNotFound(NotFound):
+    code = "alert_not_found"
+
+
 class Conflict(LivectlError):
     status = 409
     code = "conflict"
@@ -51,6 +55,10 @@ class Conflict(LivectlError):
 
 class RoomExists(Conflict):
     code = "room_exists"
+
+
+class AlertResolved(Conflict):
+    code = "alert_resolved"
 
 
 class InvalidJson(LivectlError):

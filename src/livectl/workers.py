@@ -13,6 +13,8 @@ from livectl.bus.tick import RoomTicker, TickHandler
 from livectl.config import Settings
 from livectl.console.worker import GROUP as CONSOLE_RELAY
 from livectl.console.worker import ConsoleRelay
+from livectl.opinion.worker import GROUP as OPINION
+from livectl.opinion.worker import OpinionTick, OpinionWorker
 from livectl.resources import Resources, open_resources
 
 log = logging.getLogger("livectl.worker")
@@ -20,11 +22,14 @@ log = logging.getLogger("livectl.worker")
 # Each concern is a consumer group over every room's event stream.
 CONCERNS: dict[str, Callable[[Resources], Handler]] = {
     ARCHIVE: lambda resources: Archiver(resources.sessionmaker).handle,
-    CONSOLE_RELAY: lambda resources: ConsoleRelay(resources.publisher).handle,
+    CONSOLE_RELAY: lambda resources: ConsoleRelay(resources).handle,
+    OPINION: lambda resources: OpinionWorker(resources).handle,
 }
 
 # Run on every live room once a second, by whichever worker holds that room's tick lease.
-TICKS: list[Callable[[Resources], TickHandler]] = []
+TICKS: list[Callable[[Resources], TickHandler]] = [
+    lambda resources: OpinionTick(resources).tick,
+]
 
 
 async def run_workers(settings: Settings, groups: Sequence[str], stop: asyncio.Event) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from livectl.opinion.service import AlertService
 from livectl.resources import Resources
 from livectl.rooms.service import RoomCache
 
@@ -15,10 +16,10 @@ async def console_snapshot(resources: Resources, room: str) -> dict[str, Any]:
         "room": state.room.model_dump(),
         "products": products,
         "pinned": state.room.pinned_product_id,
-        # Filled by the stats, coupons and opinion workers as they land (see the issues).
+        # Filled by the stats and coupons workers as they land (see the issues).
         "stats": {},
         "coupons": [],
-        "alerts": [],
+        "alerts": [a.model_dump() for a in await AlertService(resources).list(room, "active", 50)],
     }
 
 

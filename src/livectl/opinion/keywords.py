@@ -43,6 +43,7 @@ class Watchlist:
     """Categorised keywords (退款 -> refund, 假货 -> counterfeit, ...)."""
 
     def __init__(self, categories: Mapping[str, Iterable[str]]) -> None:
+        self.categories = tuple(categories)
         self._matcher = Matcher(
             (word, category) for category, words in categories.items() for word in words
         )
