@@ -81,7 +81,11 @@ class ConsoleRelay:
         auto_hidden: list[tuple[RoomEvent, Analysis, HideReason, Sighting]] = []
         for (entry_id, item), analysis, seen in zip(chats, analyses, sightings, strict=True):
             reason = hide_reason(
-                analysis.words, policy.blocked.contains(analysis.words), entry_ms(entry_id), seen
+                analysis.words,
+                blocked=policy.blocked.contains(analysis.words),
+                asking=bool(analysis.intents),
+                at_ms=entry_ms(entry_id),
+                seen=seen,
             )
             by_entry[entry_id].append(chat_message(item, analysis, reason))
             if reason in ("bot_wave", "flood"):

@@ -19,10 +19,11 @@ DEFAULT_BLOCKED_WORDS = (
 FLOOD_REPEATS = 3
 FLOOD_WINDOW_MS = 30_000
 # This many distinct users sending the same text within WAVE_WINDOW_MS is a bot wave...
-WAVE_USERS = 6
+WAVE_USERS = 8
 WAVE_WINDOW_MS = 10_000
-# ... if the text is at least this long: crowds chant short things (666, 上车, 好看) on their own.
-WAVE_MIN_CHARS = 6
+# ... if the text is at least this long and asks nothing: crowds chant short things (666, 上车,
+# 好看) and ask the same questions (什么时候发货) on their own.
+WAVE_MIN_CHARS = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,12 +36,14 @@ class Sighting:
     slowed: bool  # slow mode: this user posted another message within the interval
 
 
-def hide_reason(words: str, blocked: bool, at_ms: int, seen: Sighting) -> HideReason | None:
+def hide_reason(
+    words: str, *, blocked: bool, asking: bool, at_ms: int, seen: Sighting
+) -> HideReason | None:
     if blocked:
         return "blocked_word"
     if seen.muted_until > at_ms:
         return "muted"
-    if is_wave(words, seen.senders):
+    if not asking and is_wave(words, seen.senders):
         return "bot_wave"
     if seen.repeats >= FLOOD_REPEATS:
         return "flood"
