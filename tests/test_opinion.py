@@ -10,10 +10,12 @@ from typing import Any
 
 import httpx
 import pytest
+from redis.asyncio import Redis
 
 from livectl.auth.tokens import Role
 from livectl.opinion import bursts
-from tests.conftest import Stack, chat, create_room, open_console, wait_for
+from livectl.opinion.windows import Observed, Windows
+from tests.conftest import Stack, chat, create_room, open_console, unique, wait_for
 from tests.test_bursts import COMPLAINTS, NEGATED_KEYWORDS, ORDINARY, ORDINARY_NEGATIVE
 
 
@@ -235,3 +237,36 @@ async def test_hot_questions_reach_the_host_grouped(stack: Stack, room: str) -> 
     assert {"size", "shipping"} <= {item["intent"] for item in items}
     assert "这个多少钱" in items[0]["samples"]
     await console.socket.close()
+
+
+async def test_a_redelivered_batch_changes_no_figure(redis: Redis) -> None:
+    room = unique("redeliver")
+    now = 1_800_000_000_000
+    observed = [
+        Observed(
+            at_ms=now,
+            key=f"e{n}",
+            user=f"u{n}",
+            text=text,
+            words=text,
+            signals=("complaint",),
+            intents=("price",) if n == 0 else (),
+        )
+        for n, text in enumerate(COMPLAINTS[:8])
+    ]
+    windows = Windows(redis)
+    await windows.record(room, observed)
+    first = (
+        await windows.figures(room, now, ["complaint"]),
+        await windows.hot_questions(room, now),
+    )
+    await windows.record(room, observed)  # the same entries, delivered again
+    second = (
+        await windows.figures(room, now, ["complaint"]),
+        await windows.hot_questions(room, now),
+    )
+    assert first == second
+    figures, samples = first[0]["complaint"]
+    assert (figures.total, figures.texts, figures.users) == (8, 8, 8)
+    assert len(samples) == len({s["text"] for s in samples}) == 5
+    assert first[1] == [("price", 1, [COMPLAINTS[0]])]

@@ -31,7 +31,7 @@ class Policy:
 
 
 @lru_cache(maxsize=1024)
-def _compiled(cached: bytes) -> Policy:
+def compile_policy(cached: bytes) -> Policy:
     # Keyed by the cached JSON itself, like the watchlists: a change is a new key.
     settings = codec.loads(cached)
     words = (*DEFAULT_BLOCKED_WORDS, *settings["blocked_words"])
@@ -47,7 +47,7 @@ class ModerationService:
         self._resources = resources
 
     async def policy(self, room: str) -> Policy:
-        return _compiled(await self._cached(room))
+        return compile_policy(await self._cached(room))
 
     async def settings(self, room: str) -> ModerationOut:
         await RoomCache(self._resources).state(room)
