@@ -52,10 +52,3 @@ class WatchlistIn(BaseModel):
 class WatchlistOut(BaseModel):
     categories: dict[str, list[str]]
     default: bool
-
-
-class HotQuestion(BaseModel):
-    intent: str
-    label: str
-    count: int
-    samples: list[str]
