@@ -5,9 +5,11 @@ from __future__ import annotations
 import random
 from collections import defaultdict
 
+from livectl.demo.catalog import DEMO_ROOM
+from livectl.demo.traffic import TrafficModel
 from livectl.opinion import bursts
 from livectl.opinion.analysis import analyse
-from livectl.opinion.bursts import NEGATIVE, Figures, judge
+from livectl.opinion.bursts import ANY_CATEGORY, NEGATIVE, Figures, choose, judge
 from livectl.opinion.keywords import default_watchlist
 from livectl.opinion.lexicon import WATCH_CATEGORIES
 
@@ -36,7 +38,7 @@ class Tally:
         analysis = analyse(text, default_watchlist())
         bucket = bursts.bucket_of(ms)
         self.messages[bucket] += 1
-        for signal in (*analysis.tags, *((NEGATIVE,) if analysis.negative else ())):
+        for signal in bursts.signals_of(analysis.tags, analysis.negative):
             self.texts[bucket, signal].add(analysis.words)
             self.users[bucket, signal].add(user)
 
@@ -50,12 +52,14 @@ class Tally:
         )
 
     def alerts(self, now_ms: int) -> list[tuple[str, str]]:
-        signals = (NEGATIVE, *WATCH_CATEGORIES)
-        return [
-            (signal, level)
-            for signal in signals
-            if (level := judge(signal, self.figures(signal, now_ms))) is not None
-        ]
+        """What the tick would raise now, cool-downs aside."""
+        passed = {}
+        for signal in (NEGATIVE, ANY_CATEGORY, *WATCH_CATEGORIES):
+            figures = self.figures(signal, now_ms)
+            level = judge(signal, figures)
+            if level is not None:
+                passed[signal] = (figures, level)
+        return [(signal, passed[signal][1]) for signal in choose(passed)]
 
 
 def ordinary_room(tally: Tally, seconds: int, rng: random.Random, start_ms: int = 0) -> None:
@@ -117,3 +121,30 @@ def test_too_few_users_or_too_small_a_share_do_not_alert() -> None:
     assert judge("refund", Figures(total=10_000, texts=10, users=10, baseline_texts=0)) is None
     assert judge(NEGATIVE, Figures(total=200, texts=60, users=40, baseline_texts=0)) is None
     assert judge(NEGATIVE, Figures(total=100, texts=60, users=40, baseline_texts=0)) == "critical"
+
+
+def test_the_demo_rooms_mixed_complaint_bursts_alert_and_nothing_else_does() -> None:
+    # The demo's bursts mix 假货, 退款, 投诉 and 质量差 among 8..12 users: no one category may
+    # reach its floor, the watchlist as a whole does.
+    model = TrafficModel(DEMO_ROOM.products, seed=42, complaint_burst_interval_s=60)
+    tally = Tally()
+    start = 1_800_000_000_000
+    complaints: list[int] = []
+    alerts: list[int] = []
+    for second in range(10 * 60):
+        now = start + second * 1000
+        for event in model.next_batch(now, 1000):
+            if event["type"] == "chat":
+                text = str(event["text"])
+                tally.add(now, str(event["user"]["id"]), text)  # type: ignore[index]
+                if analyse(text, default_watchlist()).tags:
+                    complaints.append(now)
+        if tally.alerts(now) and (not alerts or now - alerts[-1] > bursts.COOL_DOWN_MS / 4):
+            alerts.append(now)
+    bursts_seen = [t for n, t in enumerate(complaints) if n == 0 or t - complaints[n - 1] > 20_000]
+    assert len(bursts_seen) >= 8
+    # Every alert follows a burst by at most 15 s, and most bursts are caught.
+    assert all(any(0 <= a - b <= 15_000 for b in bursts_seen) for a in alerts)
+    caught = sum(any(0 <= a - b <= 15_000 for a in alerts) for b in bursts_seen)
+    print(f"\n{caught} of {len(bursts_seen)} demo bursts caught, {len(alerts)} alerts")
+    assert caught >= 0.75 * len(bursts_seen), (caught, len(bursts_seen))

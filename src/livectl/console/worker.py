@@ -45,6 +45,13 @@ def chat_message(item: RoomEvent, analysis: Analysis, hidden: HideReason | None)
     return Message("chat", data, staff_only=hidden is not None)
 
 
+def _auto_hidden_about(item: RoomEvent, analysis: Analysis, reason: HideReason) -> str:
+    """What one alert covers: a wave is one text, a flood one user."""
+    if reason == "bot_wave":
+        return f"{reason}:{text_hash(analysis.words)}"
+    return f"{reason}:{item.event['user']['id']}"
+
+
 class ConsoleRelay:
     def __init__(self, resources: Resources) -> None:
         self._resources = resources
@@ -61,6 +68,8 @@ class ConsoleRelay:
             for item in unpack_entry(entry.id, entry.fields)
             if item.event["type"] == "chat"
         ]
+        if not chats:
+            return
         watchlist = await self._watchlists.watchlist(room)
         policy = await self._moderation.policy(room)
         analyses = [analyse(item.event["text"], watchlist) for _, item in chats]
@@ -78,7 +87,8 @@ class ConsoleRelay:
             policy.slow_mode_s,
         )
         by_entry: dict[str, list[Message]] = {entry.id: [] for entry in entries}
-        auto_hidden: list[tuple[RoomEvent, Analysis, HideReason, Sighting]] = []
+        # The first message of each wave (by text) or flood (by user) in this batch.
+        auto_hidden: dict[str, tuple[RoomEvent, HideReason, Sighting]] = {}
         for (entry_id, item), analysis, seen in zip(chats, analyses, sightings, strict=True):
             reason = hide_reason(
                 analysis.words,
@@ -89,22 +99,22 @@ class ConsoleRelay:
             )
             by_entry[entry_id].append(chat_message(item, analysis, reason))
             if reason in ("bot_wave", "flood"):
-                auto_hidden.append((item, analysis, reason, seen))
+                about = _auto_hidden_about(item, analysis, reason)
+                auto_hidden.setdefault(about, (item, reason, seen))
         # One publish per stream entry, guarded by the entry id, so a redelivered entry is
         # never shown twice even if the first delivery published and then crashed before ack.
         await self._publisher.publish_once(
             room, [(f"{GROUP}:{entry_id}", messages) for entry_id, messages in by_entry.items()]
         )
-        for item, analysis, reason, seen in auto_hidden:
-            await self._alert_auto_hide(room, item, analysis, reason, seen)
+        for about, (item, reason, seen) in auto_hidden.items():
+            await self._alert_auto_hide(room, about, item, reason, seen)
 
     async def _alert_auto_hide(
-        self, room: str, item: RoomEvent, analysis: Analysis, reason: HideReason, seen: Sighting
+        self, room: str, about: str, item: RoomEvent, reason: HideReason, seen: Sighting
     ) -> None:
         user = item.event["user"]["id"]
-        about = text_hash(analysis.words) if reason == "bot_wave" else user
         first = await self._resources.redis.set(
-            RoomKeys(room).alert_cool_down(f"{reason}:{about}"),
+            RoomKeys(room).alert_cool_down(about),
             item.key,
             nx=True,
             px=_AUTO_HIDE_ALERT_EVERY_MS,

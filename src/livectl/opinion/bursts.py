@@ -9,7 +9,9 @@ category, and ``negative`` for any negative message. A burst is judged on the la
 - the count must reach a floor, be a share of all chat in the window, and stand well above
   what the baseline had in a window of the same length (a room that always grumbles about
   price does not alert on price grumbling);
-- after an alert the same signal stays quiet for a cool-down.
+- a burst mixing categories (假货, 退款 and 投诉 at once) counts as ``watchlist``, any category;
+- after an alert the same family stays quiet for a cool-down: ``negative``, or the watchlist
+  (its categories and ``watchlist`` together, so one burst is one alert however it grows).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ WINDOW_BUCKETS = 3  # the current bucket and the two before: always the last 10.
 BASELINE_BUCKETS = 60  # the 5 minutes before the window
 COOL_DOWN_MS = 120_000
 NEGATIVE = "negative"
+ANY_CATEGORY = "watchlist"
 
 Level = Literal["info", "warning", "critical"]
 
@@ -89,6 +92,27 @@ def judge(signal: str, figures: Figures) -> Level | None:
     return "warning"
 
 
+def signals_of(tags: tuple[str, ...], negative: bool) -> tuple[str, ...]:
+    """What one message counts towards."""
+    return (*tags, *((ANY_CATEGORY,) if tags else ()), *((NEGATIVE,) if negative else ()))
+
+
+def cool_down_family(signal: str) -> str:
+    return NEGATIVE if signal == NEGATIVE else ANY_CATEGORY
+
+
+def choose(levels: dict[str, tuple[Figures, Level]]) -> list[str]:
+    """The signals to alert on among those that passed: ``negative``, and of the watchlist
+    family the specific category most said (``watchlist`` only when no category passed)."""
+    chosen = [NEGATIVE] if NEGATIVE in levels else []
+    categories = [s for s in levels if s not in (NEGATIVE, ANY_CATEGORY)]
+    if categories:
+        chosen.append(max(categories, key=lambda s: (levels[s][0].texts, levels[s][0].users, s)))
+    elif ANY_CATEGORY in levels:
+        chosen.append(ANY_CATEGORY)
+    return chosen
+
+
 def bucket_of(ms: int) -> int:
     return ms // BUCKET_MS
 
@@ -105,6 +129,7 @@ def baseline_buckets(now_ms: int) -> range:
 
 TITLES = {
     NEGATIVE: "负面评论激增",
+    ANY_CATEGORY: "舆情关键词集中出现",
     "refund": "退款诉求集中出现",
     "counterfeit": "质疑假货集中出现",
     "complaint": "投诉举报集中出现",

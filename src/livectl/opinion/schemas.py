@@ -5,7 +5,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from livectl.kit.text import fold
-from livectl.opinion.bursts import Level
+from livectl.opinion.bursts import ANY_CATEGORY, NEGATIVE, Level
 from livectl.opinion.rules import AlertStatus
 
 
@@ -17,7 +17,17 @@ def _has_words(word: str) -> str:
 
 # A keyword or blocked word: matched folded, so it must fold to something.
 Keyword = Annotated[str, StringConstraints(min_length=1, max_length=32), AfterValidator(_has_words)]
-Category = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,31}$")]
+
+
+def _not_reserved(category: str) -> str:
+    if category in (NEGATIVE, ANY_CATEGORY):
+        raise ValueError(f"{category!r} names a signal of its own; choose another name")
+    return category
+
+
+Category = Annotated[
+    str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,31}$"), AfterValidator(_not_reserved)
+]
 
 
 class AlertOut(BaseModel):

@@ -13,7 +13,7 @@ from livectl.ingest.entries import entry_ms, unpack_entry
 from livectl.kit import codec
 from livectl.opinion import bursts
 from livectl.opinion.analysis import analyse
-from livectl.opinion.bursts import NEGATIVE, judge, title_of
+from livectl.opinion.bursts import ANY_CATEGORY, NEGATIVE, judge, title_of
 from livectl.opinion.lexicon import QUESTION_INTENTS
 from livectl.opinion.service import AlertService, WatchlistService
 from livectl.opinion.windows import QUESTION_MINUTES, Observed, Windows
@@ -39,7 +39,7 @@ class OpinionWorker:
                 if event["type"] != "chat":
                     continue
                 analysis = analyse(event["text"], watchlist)
-                signals = (*analysis.tags, *((NEGATIVE,) if analysis.negative else ()))
+                signals = bursts.signals_of(analysis.tags, analysis.negative)
                 observed.append(
                     Observed(
                         at_ms=at,
@@ -67,19 +67,26 @@ class OpinionTick:
 
     async def _judge_bursts(self, room: str, now_ms: int) -> None:
         watchlist = await self._watchlists.watchlist(room)
-        signals = (NEGATIVE, *watchlist.categories)
+        signals = (NEGATIVE, ANY_CATEGORY, *watchlist.categories)
         found = await self._windows.figures(room, now_ms, signals)
-        for signal, (figures, samples) in found.items():
-            level = judge(signal, figures)
-            if level is None:
-                continue
+        passed = {
+            signal: (figures, level)
+            for signal, (figures, _) in found.items()
+            if (level := judge(signal, figures)) is not None
+        }
+        for signal in bursts.choose(passed):
+            figures, level = passed[signal]
             # The cool-down is taken atomically: one alert per burst even if two workers
             # tick the room around a lease hand-over.
             cooled = await self._resources.redis.set(
-                RoomKeys(room).alert_cool_down(signal), now_ms, nx=True, px=bursts.COOL_DOWN_MS
+                RoomKeys(room).alert_cool_down(bursts.cool_down_family(signal)),
+                now_ms,
+                nx=True,
+                px=bursts.COOL_DOWN_MS,
             )
             if not cooled:
                 continue
+            samples = found[signal][1]
             await self._alerts.raise_alert(
                 room,
                 kind=signal,
