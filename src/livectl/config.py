@@ -48,6 +48,10 @@ class Settings(BaseSettings):
     # Frames beyond this are refused by the WebSocket layer itself (close 1009).
     ws_protocol_max_bytes: int = 4 * MiB
 
+    # Connections a process may hold: a worker holds one blocking read per room per consumer
+    # group (and one per room it ticks), so rooms times groups must stay below it.
+    redis_max_connections: int = 2000
+
     # Workers.
     worker_batch: int = 500
     worker_block_ms: int = 1000

@@ -37,7 +37,12 @@ def require_urls(settings: Settings) -> tuple[str, str]:
 @asynccontextmanager
 async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
     redis_url, database_url = require_urls(settings)
-    redis = Redis.from_url(redis_url, health_check_interval=30, socket_keepalive=True)
+    redis = Redis.from_url(
+        redis_url,
+        health_check_interval=30,
+        socket_keepalive=True,
+        max_connections=settings.redis_max_connections,
+    )
     engine = create_engine(database_url)
     try:
         yield Resources(

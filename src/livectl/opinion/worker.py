@@ -103,11 +103,12 @@ class OpinionTick:
             for intent, n, s in asked
         ]
         counts = codec.dumps([(item["intent"], item["count"]) for item in items])
-        # Published when the counts change, not every second.
+        # Published when the counts change, not every second; a room nobody asked anything
+        # in gets no message at all.
         previous = await self._resources.redis.set(
             RoomKeys(room).questions_published, counts, get=True, px=600_000
         )
-        if previous != counts:
+        if previous != counts and (items or previous is not None):
             await self._resources.publisher.publish(
                 room,
                 [Message("questions", {"items": items, "window_s": QUESTION_MINUTES * 60})],
