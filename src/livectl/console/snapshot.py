@@ -19,7 +19,9 @@ async def console_snapshot(resources: Resources, room: str) -> dict[str, Any]:
         # Filled by the stats and coupons workers as they land (see the issues).
         "stats": {},
         "coupons": [],
-        "alerts": [a.model_dump() for a in await AlertService(resources).list(room, "active", 50)],
+        "alerts": [
+            a.model_dump() for a in await AlertService(resources).alerts(room, "active", 50)
+        ],
     }
 
 

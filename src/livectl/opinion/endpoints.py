@@ -25,7 +25,7 @@ async def list_alerts(
 ) -> list[AlertOut]:
     """Newest first. ``status``: open, acked, resolved, active (open or acked, the default)
     or all."""
-    return await AlertService(deps).list(room, status, limit)
+    return await AlertService(deps).alerts(room, status, limit)
 
 
 @router.post("/{room}/alerts/{alert_id}/ack")

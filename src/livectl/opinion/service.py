@@ -67,7 +67,7 @@ class AlertService:
             self._announce_after(tx, room, alert)
         return alert_out(alert)
 
-    async def list(self, room: str, status: AlertFilter, limit: int) -> list[AlertOut]:
+    async def alerts(self, room: str, status: AlertFilter, limit: int) -> list[AlertOut]:
         await RoomCache(self._resources).state(room)  # 404 for an unknown room
         async with self._resources.sessionmaker() as session:
             alerts = await repository.list_alerts(session, room, _FILTERS[status], limit)
