@@ -16,7 +16,7 @@ async def console_snapshot(resources: Resources, room: str) -> dict[str, Any]:
         "room": state.room.model_dump(),
         "products": products,
         "pinned": state.room.pinned_product_id,
-        # Filled by the stats and coupons workers as they land (see the issues).
+        # Filled by the stats, coupons and opinion workers as they land (see the issues).
         "stats": {},
         "coupons": [],
         "alerts": [
