@@ -15,7 +15,7 @@ from livectl.bus.consumer import Entry
 from livectl.bus.keys import RoomKeys
 from livectl.bus.publish import Message
 from livectl.ingest.entries import RoomEvent, entry_ms, unpack_entry
-from livectl.moderation.rules import HideReason, Sighting, hide_reason
+from livectl.moderation.rules import HideReason, Sighting, hide_reason, may_be_wave
 from livectl.moderation.service import ModerationService
 from livectl.moderation.sightings import Seen, Sightings
 from livectl.opinion.analysis import Analysis, analyse
@@ -81,6 +81,7 @@ class ConsoleRelay:
                     item.event["user"]["id"],
                     item.key,
                     text_hash(analysis.words or item.event["text"]),
+                    may_be_wave(analysis.words, asking=bool(analysis.intents)),
                 )
                 for (entry_id, item), analysis in zip(chats, analyses, strict=True)
             ],

@@ -32,7 +32,7 @@ class Sighting:
 
     muted_until: int  # 0 when not muted
     repeats: int  # times this user sent this text within the flood window, this one included
-    senders: int  # distinct users who sent this text within the wave window
+    senders: int  # distinct users who sent this text within the wave window (0: not counted)
     slowed: bool  # slow mode: this user posted another message within the interval
 
 
@@ -43,7 +43,7 @@ def hide_reason(
         return "blocked_word"
     if seen.muted_until > at_ms:
         return "muted"
-    if not asking and is_wave(words, seen.senders):
+    if may_be_wave(words, asking=asking) and seen.senders >= WAVE_USERS:
         return "bot_wave"
     if seen.repeats >= FLOOD_REPEATS:
         return "flood"
@@ -52,5 +52,6 @@ def hide_reason(
     return None
 
 
-def is_wave(words: str, senders: int) -> bool:
-    return len(words) >= WAVE_MIN_CHARS and senders >= WAVE_USERS
+def may_be_wave(words: str, *, asking: bool) -> bool:
+    """Whether senders of this text are worth counting at all."""
+    return len(words) >= WAVE_MIN_CHARS and not asking

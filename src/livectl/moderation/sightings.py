@@ -16,22 +16,29 @@ from livectl.bus.keys import RoomKeys
 from livectl.moderation.rules import FLOOD_WINDOW_MS, WAVE_WINDOW_MS, Sighting
 
 # KEYS: mutes hash, then per message: repeats zset, senders zset, slow-mode key
-# ARGV: flood window ms, wave window ms, slow mode ms, then per message: at ms, user, key
+# ARGV: flood window ms, wave window ms, slow mode ms, then per message: at ms, user, key,
+#       whether the text could make a wave (1/0)
 _SIGHT = """
 local flood_ms, wave_ms, slow_ms = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local out = {}
 for i = 0, (#KEYS - 1) / 3 - 1 do
   local repeats, senders, slow = KEYS[2 + 3 * i], KEYS[3 + 3 * i], KEYS[4 + 3 * i]
-  local at, user, key = tonumber(ARGV[4 + 3 * i]), ARGV[5 + 3 * i], ARGV[6 + 3 * i]
+  local at, user, key = tonumber(ARGV[4 + 4 * i]), ARGV[5 + 4 * i], ARGV[6 + 4 * i]
   local muted = tonumber(redis.call('HGET', KEYS[1], user) or '0')
   redis.call('ZADD', repeats, at, key)
-  redis.call('ZREMRANGEBYSCORE', repeats, '-inf', at - flood_ms)
   redis.call('PEXPIRE', repeats, flood_ms)
   local repeated = redis.call('ZCOUNT', repeats, at - flood_ms, at)
-  redis.call('ZADD', senders, at, user)
-  redis.call('ZREMRANGEBYSCORE', senders, '-inf', at - wave_ms)
-  redis.call('PEXPIRE', senders, wave_ms)
-  local sending = redis.call('ZCOUNT', senders, at - wave_ms, at)
+  if repeated > 1 then
+    redis.call('ZREMRANGEBYSCORE', repeats, '-inf', at - flood_ms)
+  end
+  local sending = 0
+  -- Only texts that could make a wave are followed (most chat is short): fewer calls.
+  if ARGV[7 + 4 * i] == '1' then
+    redis.call('ZADD', senders, at, user)
+    redis.call('ZREMRANGEBYSCORE', senders, '-inf', at - wave_ms)
+    redis.call('PEXPIRE', senders, wave_ms)
+    sending = redis.call('ZCOUNT', senders, at - wave_ms, at)
+  end
   local slowed = 0
   if slow_ms > 0 and not redis.call('SET', slow, key, 'NX', 'PX', slow_ms) then
     if redis.call('GET', slow) ~= key then slowed = 1 end
@@ -51,6 +58,7 @@ class Seen:
     user: str
     key: str  # the event's stable key
     text_hash: str
+    wave_candidate: bool
 
 
 class Sightings:
@@ -69,7 +77,7 @@ class Sightings:
                 keys.senders(seen.text_hash),
                 keys.slow_mode(seen.user),
             )
-            args += (seen.at_ms, seen.user, seen.key)
+            args += (seen.at_ms, seen.user, seen.key, int(seen.wave_candidate))
         flat = await self._script(keys=script_keys, args=args)
         return [
             Sighting(
