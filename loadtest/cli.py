@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from loadtest import bench, ceiling, claims, report, stats_lag
+from loadtest import bench, ceiling, claims, opinion, report, stats_lag
 from loadtest.bench import INGEST_KINDS, Bench, IngestFigure, LatencyFigure, MemoryFigure, Profile
 from loadtest.load import Window
 from loadtest.pool import ClientPool
@@ -82,6 +82,8 @@ def main(argv: list[str] | None = None) -> int:
         return stats_lag.main(argv[1:])
     if argv[:1] == ["claims"]:
         return claims.main(argv[1:])
+    if argv[:1] == ["opinion"]:
+        return opinion.main(argv[1:])
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     for noisy in ("pgserver", "httpx", "alembic", "livectl.embedded"):

@@ -20,6 +20,8 @@ from livectl.errors import install_error_handlers
 from livectl.health import router as health_router
 from livectl.ingest.endpoints import router as ingest_router
 from livectl.ingest.service import IngestService
+from livectl.moderation.endpoints import router as moderation_router
+from livectl.opinion.endpoints import router as opinion_router
 from livectl.ranking.endpoints import router as ranking_router
 from livectl.resources import open_resources
 from livectl.rooms.endpoints import router as rooms_router
@@ -62,6 +64,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ranking_router,
         coupons_router,
     ):
+        app.include_router(router)
+    for router in (opinion_router, moderation_router):
         app.include_router(router)
 
     @app.get("/", include_in_schema=False)

@@ -45,6 +45,10 @@ class ProductNotFound(NotFound):
     code = "product_not_found"
 
 
+class AlertNotFound(NotFound):
+    code = "alert_not_found"
+
+
 class Conflict(LivectlError):
     status = 409
     code = "conflict"
@@ -78,6 +82,10 @@ class CouponEnded(LivectlError):
 class NotEligible(LivectlError):
     status = 403
     code = "not_eligible"
+
+
+class AlertResolved(Conflict):
+    code = "alert_resolved"
 
 
 class InvalidJson(LivectlError):

@@ -17,6 +17,8 @@ from livectl.console.worker import ConsoleRelay
 from livectl.coupons.worker import EVENTS_GROUP as COUPON_EVENTS
 from livectl.coupons.worker import LEDGER_GROUP as COUPON_LEDGER
 from livectl.coupons.worker import CouponEvents, CouponReconciler, CouponTicker, LedgerWriter
+from livectl.opinion.worker import GROUP as OPINION
+from livectl.opinion.worker import OpinionTick, OpinionWorker
 from livectl.ranking.service import RankingService
 from livectl.ranking.worker import GROUP as RANKING
 from livectl.ranking.worker import RankingWorker
@@ -30,11 +32,12 @@ log = logging.getLogger("livectl.worker")
 # Each concern is a consumer group over every room's event stream.
 CONCERNS: dict[str, Callable[[Resources], Handler]] = {
     ARCHIVE: lambda resources: Archiver(resources.sessionmaker).handle,
-    CONSOLE_RELAY: lambda resources: ConsoleRelay(resources.publisher).handle,
+    CONSOLE_RELAY: lambda resources: ConsoleRelay(resources).handle,
     STATS: lambda resources: StatsWorker(resources).handle,
     RANKING: lambda resources: RankingWorker(resources).handle,
     COUPON_EVENTS: lambda resources: CouponEvents(resources).handle,
     COUPON_LEDGER: lambda resources: LedgerWriter(resources).handle,
+    OPINION: lambda resources: OpinionWorker(resources).handle,
 }
 
 # Groups that follow another stream of each room than its events.
@@ -47,6 +50,7 @@ TICKS: list[Callable[[Resources], TickHandler]] = [
     lambda resources: StatsService(resources).tick,
     lambda resources: RankingService(resources).tick,
     lambda resources: CouponTicker(resources).tick,
+    lambda resources: OpinionTick(resources).tick,
 ]
 
 # Run once per worker process for as long as it runs, until ``stop`` is set.

@@ -138,6 +138,56 @@ class RoomKeys:
     def ranking_published(self) -> str:
         return f"{self._prefix}:ranking:published"
 
+    # Opinion: per 5 s bucket, all chat (HyperLogLog of event keys) and per signal the
+    # distinct texts, the distinct users and a few samples; hot questions per minute.
+    def opinion_chat(self, bucket: int) -> str:
+        return f"{self._prefix}:op:{bucket}:all"
+
+    def opinion_texts(self, bucket: int, signal: str) -> str:
+        return f"{self._prefix}:op:{bucket}:t:{signal}"
+
+    def opinion_users(self, bucket: int, signal: str) -> str:
+        return f"{self._prefix}:op:{bucket}:u:{signal}"
+
+    def opinion_samples(self, bucket: int, signal: str) -> str:
+        return f"{self._prefix}:op:{bucket}:s:{signal}"
+
+    def alert_cool_down(self, kind: str) -> str:
+        return f"{self._prefix}:op:cool:{kind}"
+
+    def questions(self, minute: int, intent: str) -> str:
+        return f"{self._prefix}:q:{minute}:{intent}"
+
+    def question_samples(self, minute: int, intent: str) -> str:
+        return f"{self._prefix}:q:{minute}:{intent}:s"
+
+    @property
+    def questions_published(self) -> str:
+        return f"{self._prefix}:q:published"
+
+    # Chat policy: the Redis copies of the room's watchlist and moderation settings.
+    @property
+    def watchlist(self) -> str:
+        return f"{self._prefix}:watchlist"
+
+    @property
+    def moderation(self) -> str:
+        return f"{self._prefix}:moderation"
+
+    # Moderation: mutes (user -> until ms), slow mode, floods and waves of one text.
+    @property
+    def mutes(self) -> str:
+        return f"{self._prefix}:mutes"
+
+    def slow_mode(self, user: str) -> str:
+        return f"{self._prefix}:slow:{user}"
+
+    def repeats(self, user: str, text_hash: str) -> str:
+        return f"{self._prefix}:flood:{user}:{text_hash}"
+
+    def senders(self, text_hash: str) -> str:
+        return f"{self._prefix}:wave:{text_hash}"
+
     def channel(self, channel: Channel) -> str:
         return f"{self._prefix}:{channel.value}"
 

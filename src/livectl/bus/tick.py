@@ -24,6 +24,8 @@ log = logging.getLogger("livectl.tick")
 TickHandler = Callable[[str, int], Awaitable[None]]  # (room, now ms)
 
 TICK_S = 1.0
+# Rooms ticked at once: each holds a Redis connection while it ticks, and the pool is bounded.
+_CONCURRENT_ROOMS = 32
 # Long enough to survive a slow tick, short enough that a dead holder's rooms move on fast.
 _LEASE_MS = 3000
 
@@ -79,9 +81,14 @@ class RoomTicker:
             for room in await live_rooms(self._redis)
             if await self._lease(keys=[RoomKeys(room).tick_lease], args=[self._holder, _LEASE_MS])
         ]
-        await asyncio.gather(*(self._tick_room(room, now) for room in rooms))
+        slots = asyncio.Semaphore(_CONCURRENT_ROOMS)
+        await asyncio.gather(*(self._tick_room(room, now, slots) for room in rooms))
 
-    async def _tick_room(self, room: str, now: int) -> None:
+    async def _tick_room(self, room: str, now: int, slots: asyncio.Semaphore) -> None:
+        async with slots:
+            await self._run_handlers(room, now)
+
+    async def _run_handlers(self, room: str, now: int) -> None:
         for handler in self._handlers:
             try:
                 await handler(room, now)

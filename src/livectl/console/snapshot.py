@@ -6,6 +6,7 @@ from typing import Any
 
 from livectl.coupons.service import CouponService
 from livectl.kit.clock import now_ms
+from livectl.opinion.service import AlertService
 from livectl.ranking.service import RankingService
 from livectl.resources import Resources
 from livectl.rooms.service import RoomCache
@@ -24,7 +25,9 @@ async def console_snapshot(resources: Resources, room: str) -> dict[str, Any]:
         "pinned": state.room.pinned_product_id,
         "stats": await StatsService(resources).current(room, now),
         "coupons": await CouponService(resources).live_coupons(room),
-        "alerts": [],
+        "alerts": [
+            a.model_dump() for a in await AlertService(resources).alerts(room, "active", 50)
+        ],
     }
 
 

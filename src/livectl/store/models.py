@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from livectl.archive.models import ArchivedEvent
 from livectl.coupons.models import CouponClaim, CouponDrop, CouponTemplate
+from livectl.moderation.models import ModerationAction, ModerationSettings
+from livectl.opinion.models import Alert, RoomWatchlist
 from livectl.rooms.models import Product, Room
 from livectl.stats.models import StatsMinute
 from livectl.store.base import Base
@@ -11,12 +13,16 @@ from livectl.store.base import Base
 metadata = Base.metadata
 
 __all__ = [
+    "Alert",
     "ArchivedEvent",
     "CouponClaim",
     "CouponDrop",
     "CouponTemplate",
+    "ModerationAction",
+    "ModerationSettings",
     "Product",
     "Room",
+    "RoomWatchlist",
     "StatsMinute",
     "metadata",
 ]

@@ -1,0 +1,52 @@
+"""Alerts and watchlists in PostgreSQL: the only place in this domain with SQL."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from livectl.opinion.models import Alert, RoomWatchlist
+
+OPEN_STATUSES = ("open", "acked")
+
+
+async def add_alert(session: AsyncSession, alert: Alert) -> None:
+    session.add(alert)
+    await session.flush()
+
+
+async def get_alert(session: AsyncSession, room_id: str, alert_id: str) -> Alert | None:
+    query = select(Alert).where(Alert.room_id == room_id, Alert.id == alert_id).with_for_update()
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+async def list_alerts(
+    session: AsyncSession, room_id: str, statuses: Sequence[str], limit: int
+) -> Sequence[Alert]:
+    query = (
+        select(Alert)
+        .where(Alert.room_id == room_id, Alert.status.in_(statuses))
+        .order_by(Alert.created_at.desc(), Alert.id)
+        .limit(limit)
+    )
+    return (await session.execute(query)).scalars().all()
+
+
+async def get_watchlist(session: AsyncSession, room_id: str) -> RoomWatchlist | None:
+    return await session.get(RoomWatchlist, room_id)
+
+
+async def put_watchlist(session: AsyncSession, watchlist: RoomWatchlist) -> None:
+    values = {
+        "categories": watchlist.categories,
+        "updated_by": watchlist.updated_by,
+        "updated_at": watchlist.updated_at,
+    }
+    await session.execute(
+        insert(RoomWatchlist)
+        .values(room_id=watchlist.room_id, **values)
+        .on_conflict_do_update(index_elements=[RoomWatchlist.room_id], set_=values)
+    )
