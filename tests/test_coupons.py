@@ -140,9 +140,15 @@ async def test_malformed_bodies_and_claims(admin: httpx.AsyncClient, room: str) 
         assert (bad.status_code, bad.json()["error"]) == (422, "validation_error"), body
     bad_key = await admin.post(claims, json={"user_id": "u1", "idempotency_key": "x" * 65})
     assert bad_key.status_code == 422
-    bad_path = await admin.post(f"/v1/rooms/{room}/coupons/a%20b/claims", json={"user_id": "u"})
-    assert bad_path.status_code == 422
-    assert (await admin.get(f"/v1/rooms/{room}/coupons/{coupon}")).json()["claimed"] == 0
+    for bad_id in ("a%20b", f"{coupon}:users", f"{coupon}:keys"):
+        bad_path = await admin.post(
+            f"/v1/rooms/{room}/coupons/{bad_id}/claims", json={"user_id": "u"}
+        )
+        assert (bad_path.status_code, bad_path.json()["error"]) == (422, "validation_error")
+    # User ids that are also the names of a drop's fields change nothing for anyone.
+    for user in ("state", "quantity", "claimed"):
+        assert (await claim(admin, room, coupon, user)).status_code == 201
+    assert (await admin.get(f"/v1/rooms/{room}/coupons/{coupon}")).json()["claimed"] == 3
 
 
 async def test_a_drop_needs_a_live_room_and_ends_with_it(admin: httpx.AsyncClient) -> None:

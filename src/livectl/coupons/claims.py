@@ -72,7 +72,7 @@ for i = 2, #ARGV, 5 do
     end
   else
     local s = d.s
-    if not s[1] then
+    if not (s[1] and s[2] and s[3] and s[4] and s[5] and s[6]) then
       answer = 'not_found'
     elseif d.claimed >= tonumber(s[2]) then
       answer = 'sold_out'

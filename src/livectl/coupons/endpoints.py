@@ -11,6 +11,7 @@ from livectl.auth.tokens import Role
 from livectl.coupons.batcher import ClaimAnswer, ClaimBatcher
 from livectl.coupons.claims import ClaimRequest
 from livectl.coupons.schemas import (
+    DROP_ID_PATTERN,
     MAX_CLAIMS_PER_FRAME,
     ClaimIn,
     ClaimOut,
@@ -35,13 +36,13 @@ from livectl.errors import (
 )
 from livectl.kit import codec
 from livectl.kit.body import read_body
-from livectl.kit.ids import ID_PATTERN, RoomIdPath
+from livectl.kit.ids import RoomIdPath
 from livectl.resources import Deps
 from livectl.store.engine import transaction
 
 router = APIRouter(prefix="/v1/rooms", tags=["coupons"])
 
-CouponIdPath = Annotated[str, Path(pattern=ID_PATTERN, description="coupon drop id")]
+CouponIdPath = Annotated[str, Path(pattern=DROP_ID_PATTERN, description="coupon drop id")]
 Model = TypeVar("Model", bound=BaseModel)
 
 _MAX_COMMAND_BYTES = 64 * 1024

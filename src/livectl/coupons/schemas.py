@@ -16,6 +16,11 @@ CouponKind = Literal["amount_off", "percent_off"]
 CouponState = Literal["live", "ended"]
 EndReason = Literal["sold_out", "time_up", "stopped", "room_ended"]
 
+# Drop ids never hold ':' (the server makes them): a claim's coupon id is refused with one, so
+# it can never name another Redis key of the drop (``...:users``, ``...:keys``).
+DROP_ID_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
+DropId = Annotated[str, StringConstraints(pattern=DROP_ID_PATTERN)]
+
 MAX_QUANTITY = 1_000_000
 MAX_CLAIMS_PER_FRAME = 1000
 
@@ -93,7 +98,7 @@ class ClaimIn(BaseModel):
 
 
 class SocketClaim(ClaimIn):
-    coupon_id: Identifier
+    coupon_id: DropId
 
 
 class ClaimOut(BaseModel):
