@@ -81,20 +81,16 @@ def _automaton() -> ahocorasick.Automaton:
     return automaton
 
 
-# 贵不贵, 好不好用: the A-not-A question.
-_A_NOT_A = re.compile(r"(\w)[不没]\1")
+# One pass each, in C: a question word anywhere, or the A-not-A question (贵不贵, 好不好用).
+_ASKS = re.compile("|".join(map(re.escape, lexicon.QUESTION_WORDS)) + r"|(\w)[不没]\1")
+_NOT_ASKING = re.compile("|".join(map(re.escape, lexicon.NOT_ASKING)))
 
 
 def is_question(raw: str, words: str) -> bool:
     if any(mark in raw for mark in lexicon.QUESTION_MARKS):
         return True
-    for phrase in lexicon.NOT_ASKING:
-        words = words.replace(phrase, "")
-    return (
-        words.endswith(lexicon.QUESTION_ENDINGS)
-        or any(word in words for word in lexicon.QUESTION_WORDS)
-        or _A_NOT_A.search(words) is not None
-    )
+    words = _NOT_ASKING.sub("", words)
+    return words.endswith(lexicon.QUESTION_ENDINGS) or _ASKS.search(words) is not None
 
 
 @dataclass(frozen=True, slots=True)
