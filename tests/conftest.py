@@ -43,6 +43,7 @@ TEST_ENV = {
     "LIVECTL_CONSOLE_QUEUE_FRAMES": "200",
     "LIVECTL_HISTORY_MIN": "100",
     "LIVECTL_HISTORY_MS": "1",
+    "LIVECTL_ENDED_ROOM_GRACE_MS": "3000",
 }
 
 PRODUCTS = [
@@ -218,8 +219,12 @@ async def create_room(client: httpx.AsyncClient, *, start: bool = True) -> str:
 
 
 @pytest.fixture
-async def room(admin: httpx.AsyncClient) -> str:
-    return await create_room(admin)
+async def room(admin: httpx.AsyncClient) -> AsyncIterator[str]:
+    created = await create_room(admin)
+    yield created
+    # Ended, as a real live ends: the session's worker then stops ticking and following it,
+    # so hundreds of test rooms do not pile up on one worker.
+    await admin.post(f"/v1/rooms/{created}/end")
 
 
 def chat(

@@ -163,3 +163,38 @@ async def test_a_poison_entry_is_dead_lettered_and_the_rest_flow(stack: Stack) -
     await client.delete(stream, RoomKeys(room).dead_letters)
     await client.srem(ROOMS, room)
     await client.aclose()
+
+
+async def test_an_ended_room_takes_events_for_its_grace_then_is_let_go(
+    stack: Stack, room: str, admin: httpx.AsyncClient, redis: Redis
+) -> None:
+    # TEST_ENV gives ended rooms 3 s of grace.
+    ingest = {"Authorization": f"Bearer {stack.token(Role.INGEST, [room])}"}
+    assert (await admin.post(f"/v1/rooms/{room}/end")).status_code == 200
+    late = await admin.post(f"/v1/rooms/{room}/events", json=chat("晚到的订单"), headers=ingest)
+    assert late.status_code == 202  # within the grace: accepted, and handled like any other
+    accepted = 1
+
+    async def refused() -> bool:
+        nonlocal accepted
+        answer = await admin.post(f"/v1/rooms/{room}/events", json=chat("散场后"), headers=ingest)
+        accepted += answer.status_code == 202
+        return answer.status_code == 409 and answer.json()["error"] == "room_ended"
+
+    await wait_for(refused, timeout=15)
+
+    async def archived_late_event() -> bool:
+        rows, _ = await archived(stack.database_url, room)
+        return rows == accepted
+
+    await wait_for(archived_late_event, timeout=15)
+
+    # Drained and past its grace, the room is no longer read by any group: its consumers
+    # go idle while the worker goes on.
+    async def let_go() -> bool:
+        consumers: list[dict[str, Any]] = await redis.xinfo_consumers(
+            RoomKeys(room).events, "archive"
+        )
+        return bool(consumers) and min(c["idle"] for c in consumers) > 3000
+
+    await wait_for(let_go, timeout=20)

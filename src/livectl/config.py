@@ -56,6 +56,11 @@ class Settings(BaseSettings):
     # Live numbers: a viewer with no sign of life for this long is no longer counted online.
     online_timeout_ms: int = 5 * 60_000
 
+    # A room still takes events this long after its live ended (late orders, a bridge's
+    # backlog); past it, ingest answers 409 room_ended and workers stop following the room
+    # once they have handled everything in it.
+    ended_room_grace_ms: int = 10 * 60_000
+
     # Workers.
     worker_batch: int = 500
     worker_block_ms: int = 1000

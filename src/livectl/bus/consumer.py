@@ -23,9 +23,10 @@ from redis.exceptions import RedisError, ResponseError
 from redis.typing import EncodableT, FieldT
 
 from livectl import metrics
-from livectl.bus.keys import ROOMS, RoomKeys, StreamReply
+from livectl.bus.keys import ROOMS, RawEntry, RoomKeys, StreamReply
 from livectl.config import Settings
 from livectl.kit import codec
+from livectl.kit.clock import now_ms
 
 log = logging.getLogger("livectl.bus")
 
@@ -92,15 +93,25 @@ class StreamConsumer:
                 await asyncio.gather(*self._rooms.values(), return_exceptions=True)
 
     async def _follow(self, room: str, stop: asyncio.Event) -> None:
+        """Consume one room's stream until ``stop``, or until the room is over: ended past
+        its grace time, with nothing left to deliver or pending in this group."""
         stream = self._stream_of(room)
         loop = asyncio.get_running_loop()
         next_reclaim = 0.0
+        group_ready = False
         while not stop.is_set():
             try:
-                await self._ensure_group(stream)
+                if not group_ready:
+                    await self._ensure_group(stream)
+                    group_ready = True
                 if loop.time() >= next_reclaim:
                     await self._reclaim(room, stream)
                     next_reclaim = loop.time() + self._settings.reclaim_every_ms / 1000
+                    if await self._room_is_over(room, stream):
+                        log.info(
+                            "%s/%s: room ended and drained; no longer followed", self.group, room
+                        )
+                        return
                 reply: StreamReply | None = await self._redis.xreadgroup(  # type: ignore[assignment]
                     self.group,
                     self.name,
@@ -111,12 +122,30 @@ class StreamConsumer:
                 for _, raw in reply or ():
                     await self._process(room, stream, _entries(raw))
             except RedisError as exc:
+                # NOGROUP: the stream was deleted (and its group with it) while we followed.
+                group_ready = group_ready and "NOGROUP" not in str(exc)
                 log.warning("%s/%s: redis error, retrying: %s", self.group, room, exc)
                 await asyncio.sleep(0.5)
             except Exception:
                 # A bug must not silently end a room's consumption: say so loudly, go on.
                 log.exception("%s/%s: consumer loop failed; retrying", self.group, room)
                 await asyncio.sleep(1.0)
+
+    async def _room_is_over(self, room: str, stream: str) -> bool:
+        cached = await self._redis.hget(RoomKeys(room).meta, "json")
+        ended_at = codec.loads(cached)["room"]["ended_at"] if cached else None
+        if ended_at is None or now_ms() < ended_at + self._settings.ended_room_grace_ms:
+            return False
+        groups: list[dict[str, Any]] = await self._redis.xinfo_groups(stream)
+        mine = next((g for g in groups if codec.text(g["name"]) == self.group), None)
+        # Redis 7 reports lag (None when it cannot tell); 6.2 does not: compare ids instead.
+        if mine is None or mine["pending"]:
+            return False
+        lag = mine.get("lag")
+        if lag is not None:
+            return int(lag) == 0
+        last: list[RawEntry] = await self._redis.xrevrange(stream, count=1)  # type: ignore[assignment]
+        return not last or codec.text(last[0][0]) == codec.text(mine["last-delivered-id"])
 
     async def _ensure_group(self, stream: str) -> None:
         try:
