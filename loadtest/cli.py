@@ -21,6 +21,7 @@ from loadtest.stack import (
     free_port,
     gateway,
     livectl_env,
+    log_progress,
     postmaster_pid,
     redis_client,
     scalar_sql,
@@ -85,9 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["opinion"]:
         return opinion.main(argv[1:])
     args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-    for noisy in ("pgserver", "httpx", "alembic", "livectl.embedded"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    log_progress()
     profile = QUICK if args.quick else FULL
     if args.processes:
         profile = Profile(**{**profile.__dict__, "gateway_processes": args.processes})

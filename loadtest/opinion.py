@@ -33,6 +33,7 @@ from loadtest.stack import (
     cpu_seconds,
     free_port,
     livectl_env,
+    log_progress,
     redis_client,
 )
 
@@ -162,7 +163,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--seconds", type=float, default=20.0, help="how long it is fed")
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    log_progress()
     conditions = report.machine()
     log.info("normalise + score + match, one core, %.0f s ...", args.cpu_seconds)
     analysis = measure_analysis(args.cpu_seconds)

@@ -44,6 +44,13 @@ _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 # Redis and PostgreSQL
 
 
+def log_progress() -> None:
+    """Timestamped progress lines on stderr; the servers' and clients' chatter kept out."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    for noisy in ("pgserver", "httpx", "alembic", "livectl.embedded"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
 @contextmanager
 def backing_services(
     work_dir: Path, *, redis_url: str | None, database_url: str | None, run_id: str

@@ -44,6 +44,7 @@ from loadtest.stack import (
     free_port,
     gateway,
     livectl_env,
+    log_progress,
     process_tree,
     redis_client,
 )
@@ -117,9 +118,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-    for noisy in ("pgserver", "httpx", "alembic", "livectl.embedded"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    log_progress()
     conditions = report.machine()
     run_id = secrets.token_hex(3)
     with (

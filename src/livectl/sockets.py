@@ -1,6 +1,6 @@
 """Long-lived sockets skip the framework's per-request machinery.
 
-Console, live and ingest sockets stay open for hours, by the thousand. FastAPI's routing,
+Console, live, ingest and claim sockets stay open for hours, by the thousand. FastAPI's routing,
 dependency solving and exception middleware keep several KB of frames and exit stacks alive
 per connection for its whole life, and wrap every frame sent. Their handlers check the token
 and room themselves and answer every error on their own, so this middleware hands them the
@@ -17,6 +17,7 @@ from fastapi import WebSocket
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from livectl.console.endpoints import console_socket, live_socket
+from livectl.coupons.endpoints import claim_socket
 from livectl.ingest.endpoints import ingest_socket
 from livectl.kit.ids import ID_PATTERN
 
@@ -24,6 +25,7 @@ _HANDLERS: dict[str, Callable[[WebSocket, str], Awaitable[None]]] = {
     "console": console_socket,
     "live": live_socket,
     "ingest": ingest_socket,
+    "claims": claim_socket,
 }
 _PATH = re.compile(rf"^/v1/rooms/({ID_PATTERN[1:-1]})/({'|'.join(_HANDLERS)})$")
 

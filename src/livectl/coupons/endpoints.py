@@ -2,10 +2,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, Path, Request, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, Path, Request, WebSocket
 from pydantic import BaseModel, ValidationError
 
-from livectl import metrics
 from livectl.auth.dependencies import Assistant, Controller, Player, authorize_socket
 from livectl.auth.tokens import Role
 from livectl.coupons.batcher import ClaimAnswer, ClaimBatcher
@@ -24,18 +23,16 @@ from livectl.coupons.schemas import (
 )
 from livectl.coupons.service import CouponService
 from livectl.errors import (
-    BinaryFrame,
-    FrameTooLarge,
     InvalidBody,
     InvalidJson,
     LivectlError,
     ValidationFailed,
     describe_validation_errors,
     error_body,
-    socket_error,
 )
 from livectl.kit import codec
 from livectl.kit.body import read_body
+from livectl.kit.frames import answer_frames
 from livectl.kit.ids import RoomIdPath
 from livectl.resources import Deps
 from livectl.store.engine import transaction
@@ -183,26 +180,8 @@ async def claim_socket(websocket: WebSocket, room: RoomIdPath) -> None:
     if await authorize_socket(websocket, Role.PLAYER, room) is None:
         return
     batcher = _batcher(websocket.app.state)
-    max_frame = websocket.app.state.resources.settings.max_frame_bytes
-    await websocket.accept()
-    metrics.SOCKETS_OPEN.labels("claims").inc()
-    try:
-        while True:
-            message = await websocket.receive()
-            if message["type"] == "websocket.disconnect":
-                return
-            text = message.get("text")
-            try:
-                if text is None:
-                    raise BinaryFrame("frames must be text (UTF-8 JSON), not binary")
-                if len(text) > max_frame // 4 and len(text.encode()) > max_frame:
-                    raise FrameTooLarge(f"the frame passed {max_frame} bytes")
-                reply = await _claim_frame(batcher, room, text)
-            except LivectlError as exc:
-                await websocket.send_text(socket_error(exc))
-                continue
-            await websocket.send_text(codec.dumps_str(reply))
-    except WebSocketDisconnect:
-        return
-    finally:
-        metrics.SOCKETS_OPEN.labels("claims").dec()
+
+    async def answer(text: str) -> str:
+        return codec.dumps_str(await _claim_frame(batcher, room, text))
+
+    await answer_frames(websocket, "claims", answer)

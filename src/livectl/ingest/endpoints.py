@@ -1,15 +1,14 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, Request, WebSocket
 
-from livectl import metrics
 from livectl.auth.dependencies import Ingest, authorize_socket
 from livectl.auth.tokens import Role
-from livectl.errors import BinaryFrame, FrameTooLarge, LivectlError, socket_error
 from livectl.ingest.schemas import IngestResult, ingest_body_schema
 from livectl.ingest.service import IngestService
 from livectl.kit import codec
 from livectl.kit.body import read_body
+from livectl.kit.frames import answer_frames
 from livectl.kit.ids import RoomIdPath
 from livectl.resources import Deps
 
@@ -44,31 +43,11 @@ async def ingest_socket(websocket: WebSocket, room: RoomIdPath) -> None:
     if await authorize_socket(websocket, Role.INGEST, room) is None:
         return
     service = _service(websocket.app.state)
-    max_frame = websocket.app.state.resources.settings.max_frame_bytes
-    await websocket.accept()
-    metrics.SOCKETS_OPEN.labels("ingest").inc()
-    try:
-        while True:
-            message = await websocket.receive()
-            if message["type"] == "websocket.disconnect":
-                return
-            text = message.get("text")
-            try:
-                if text is None:
-                    raise BinaryFrame("frames must be text (UTF-8 JSON), not binary")
-                # A str has at most 4 UTF-8 bytes per character: encode only when it may matter.
-                if len(text) > max_frame // 4 and len(text.encode()) > max_frame:
-                    raise FrameTooLarge(f"the frame passed {max_frame} bytes")
-                result = await service.ingest(room, text)
-            except LivectlError as exc:
-                metrics.REQUESTS_REFUSED.labels(exc.code).inc()
-                await websocket.send_text(socket_error(exc))
-                continue
-            await websocket.send_text(ack(result))
-    except WebSocketDisconnect:
-        return
-    finally:
-        metrics.SOCKETS_OPEN.labels("ingest").dec()
+
+    async def answer(text: str) -> str:
+        return ack(await service.ingest(room, text))
+
+    await answer_frames(websocket, "ingest", answer)
 
 
 def ack(result: IngestResult) -> str:
