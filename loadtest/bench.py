@@ -20,6 +20,7 @@ from livectl.bus.keys import ROOMS, RawEntry, RoomKeys
 from livectl.ingest.appender import parse_indexes
 from livectl.ingest.entries import entry_ms
 from livectl.kit import codec
+from livectl.workers import CONCERNS, LATENCY_GROUPS, STREAMS
 from loadtest import consoles, load
 from loadtest.consoles import ConsoleResult, PacerResult
 from loadtest.load import LoadResult, Window
@@ -331,9 +332,23 @@ def measure_latency(
         profile.consoles,
         processes,
     )
-    worker = Child(f"worker-{processes}p", ["worker"], env, bench.log_dir)
+    # Laid out as `livectl up` runs them: console relaying in a process of its own.
+    workers = [
+        Child(
+            f"worker-{processes}p",
+            ["worker", *(f"--except-group={g}" for g in LATENCY_GROUPS)],
+            env,
+            bench.log_dir,
+        ),
+        Child(
+            f"relay-{processes}p",
+            ["worker", *(f"--group={g}" for g in LATENCY_GROUPS)],
+            env,
+            bench.log_dir,
+        ),
+    ]
     try:
-        _wait_for_groups(bench.redis, stream, worker)
+        _wait_for_groups(bench.redis, stream, workers)
         per_process = [
             profile.consoles // LOAD_PROCESSES + (1 if i < profile.consoles % LOAD_PROCESSES else 0)
             for i in range(LOAD_PROCESSES)
@@ -370,7 +385,7 @@ def measure_latency(
         launch = bench.clients.launch(jobs, ready_timeout_s=_READY_TIMEOUT_S)
         go = launch.go()
         groups = _groups(bench, gateway)
-        groups["worker"] = worker.pids
+        groups["worker"] = lambda: [pid for worker in workers for pid in worker.pids()]
         watch = CpuWatch(groups)
         _sleep_until(go)
         watch.begin()
@@ -383,7 +398,8 @@ def measure_latency(
         sent: PacerResult = outcome[-1]
         _wait_caught_up(bench.redis, stream)
     finally:
-        worker.stop()
+        for worker in workers:
+            worker.stop()
     appended = append_times(bench.redis, stream, events_per_frame)
     total = len(sent.send_ns) * events_per_frame
     histogram, worst_ns = latency_histogram(sent.send_ns, events_per_frame, watchers)
@@ -438,13 +454,15 @@ def _archived(database_url: str, room: str) -> int | None:
     return int(str(count))
 
 
-def _wait_for_groups(redis: Redis, stream: str, worker: Child) -> None:
-    """The worker creates its consumer groups when it next scans for rooms; start after that,
+def _wait_for_groups(redis: Redis, stream: str, workers: Sequence[Child]) -> None:
+    """Workers create their consumer groups when they next scan for rooms; start after that,
     so the first events do not wait out a scan interval."""
     deadline = time.monotonic() + _CATCH_UP_TIMEOUT_S
+    events_groups = len(CONCERNS.keys() - STREAMS.keys())
     while time.monotonic() < deadline:
-        worker.check_running()
-        if redis.exists(stream) and len(redis.xinfo_groups(stream)) >= 2:
+        for worker in workers:
+            worker.check_running()
+        if redis.exists(stream) and len(redis.xinfo_groups(stream)) >= events_groups:
             return
         time.sleep(0.1)
     raise TimeoutError("the worker did not start following the latency room")

@@ -25,7 +25,7 @@ async def test_live_rooms_are_ticked_by_exactly_one_holder(
             if room == live:
                 ticks[holder].append(room)
 
-        return RoomTicker(redis, [record], holder=f"test-{holder}-{live}")
+        return RoomTicker(redis, [record], holder=f"test-{holder}-{live}", concern="test")
 
     first, second = recorder("a"), recorder("b")
     for _ in range(3):
@@ -33,7 +33,7 @@ async def test_live_rooms_are_ticked_by_exactly_one_holder(
         await second.tick_once()
     assert (len(ticks["a"]), len(ticks["b"])) == (3, 0)
 
-    await redis.delete(RoomKeys(live).tick_lease)  # the holder died and its lease ran out
+    await redis.delete(RoomKeys(live).tick_lease("test"))  # the holder died and its lease ran out
     await second.tick_once()
     await first.tick_once()
     assert (len(ticks["a"]), len(ticks["b"])) == (3, 1)

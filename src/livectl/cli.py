@@ -108,6 +108,9 @@ def worker(
     group: Annotated[
         list[str] | None, typer.Option(help="consumer groups to run (default: all)")
     ] = None,
+    except_group: Annotated[
+        list[str] | None, typer.Option(help="run every consumer group but these")
+    ] = None,
     log_level: LogLevel = "info",
 ) -> None:
     """Run the workers: one consumer group per concern over every room's event stream."""
@@ -120,7 +123,8 @@ def worker(
     async def main() -> None:
         stop = asyncio.Event()
         _run_until_signalled(stop)
-        await run_workers(Settings(), group or list(CONCERNS), stop)
+        groups = [g for g in group or list(CONCERNS) if g not in (except_group or ())]
+        await run_workers(Settings(), groups, stop)
 
     # The same event loop the gateway gets from uvicorn: uvloop where it is installed.
     with asyncio.Runner(loop_factory=auto_loop_factory()) as runner:

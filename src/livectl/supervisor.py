@@ -19,6 +19,7 @@ from livectl.auth.tokens import ALL_ROOMS, Role, issue_token
 from livectl.config import Settings
 from livectl.embedded import EmbeddedServices, ServiceUrls
 from livectl.store.migrate import upgrade
+from livectl.workers import LATENCY_GROUPS
 
 log = logging.getLogger("livectl.up")
 
@@ -56,9 +57,15 @@ class Stack:
         self._settings = settings
         self._stop = threading.Event()
         python = [sys.executable, "-m", "livectl"]
+        # Console relaying runs apart from the bulk work so that chat is never queued behind it.
+        latency = LATENCY_GROUPS
         self._children = [
             Child("api", [*python, "api", "--processes", str(api_processes)]),
-            *(Child(f"worker-{i}", [*python, "worker"]) for i in range(1, worker_processes + 1)),
+            *(
+                Child(f"worker-{i}", [*python, "worker", *(f"--except-group={g}" for g in latency)])
+                for i in range(1, worker_processes + 1)
+            ),
+            Child("relay", [*python, "worker", *(f"--group={g}" for g in latency)]),
         ]
         if demo_rate is not None:
             self._children.append(Child("demo", [*python, "demo", "--rate", str(demo_rate)]))

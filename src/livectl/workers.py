@@ -45,18 +45,23 @@ STREAMS: dict[str, StreamOf] = {
     COUPON_LEDGER: lambda room: RoomKeys(room).coupon_outbox,
 }
 
-# Run on every live room once a second, by whichever worker holds that room's tick lease.
-TICKS: list[Callable[[Resources], TickHandler]] = [
-    lambda resources: StatsService(resources).tick,
-    lambda resources: RankingService(resources).tick,
-    lambda resources: CouponTicker(resources).tick,
-    lambda resources: OpinionTick(resources).tick,
-]
+# Run on every live room once a second, by the worker that holds the room's lease for that
+# concern, in processes that run the concern's group.
+TICKS: dict[str, list[Callable[[Resources], TickHandler]]] = {
+    STATS: [lambda resources: StatsService(resources).tick],
+    RANKING: [lambda resources: RankingService(resources).tick],
+    COUPON_EVENTS: [lambda resources: CouponTicker(resources).tick],
+    OPINION: [lambda resources: OpinionTick(resources).tick],
+}
 
-# Run once per worker process for as long as it runs, until ``stop`` is set.
-SUPERVISORS: list[Callable[[Resources], Callable[[asyncio.Event], Awaitable[None]]]] = [
-    lambda resources: CouponReconciler(resources).run,
-]
+# Run for as long as the process runs, until ``stop`` is set, in processes that run the group.
+SUPERVISORS: dict[str, list[Callable[[Resources], Callable[[asyncio.Event], Awaitable[None]]]]] = {
+    COUPON_LEDGER: [lambda resources: CouponReconciler(resources).run],
+}
+
+# Latency-bound: `livectl up` gives it a process of its own, so a chat never waits for the
+# bulk work (archive, stats, ranking, opinion) of the same batch.
+LATENCY_GROUPS = (CONSOLE_RELAY,)
 
 
 async def run_workers(settings: Settings, groups: Sequence[str], stop: asyncio.Event) -> None:
@@ -76,11 +81,21 @@ async def run_workers(settings: Settings, groups: Sequence[str], stop: asyncio.E
             )
             for group in groups
         ]
-        ticker = RoomTicker(resources.redis, [make(resources) for make in TICKS], holder=name)
+        tickers = [
+            RoomTicker(
+                resources.redis,
+                [make(resources) for make in TICKS[group]],
+                holder=name,
+                concern=group,
+            )
+            for group in groups
+            if group in TICKS
+        ]
+        supervisors = [make(resources) for group in groups for make in SUPERVISORS.get(group, [])]
         log.info("worker %s running %s", name, ", ".join(groups))
         await asyncio.gather(
             *(consumer.run(stop) for consumer in consumers),
-            ticker.run(stop),
-            *(make(resources)(stop) for make in SUPERVISORS),
+            *(ticker.run(stop) for ticker in tickers),
+            *(supervise(stop) for supervise in supervisors),
         )
         log.info("worker %s stopped", name)

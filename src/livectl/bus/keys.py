@@ -59,9 +59,8 @@ class RoomKeys:
     def pin(self) -> str:
         return f"{self._prefix}:pin"
 
-    @property
-    def tick_lease(self) -> str:
-        return f"{self._prefix}:tick"
+    def tick_lease(self, concern: str) -> str:
+        return f"{self._prefix}:tick:{concern}"
 
     def coupon(self, drop: str) -> str:
         """A drop's terms and figures; ``:users`` and ``:keys`` beside it (see coupons/claims)."""

@@ -57,10 +57,15 @@ async def live_rooms(redis: Redis) -> list[str]:
 
 
 class RoomTicker:
-    def __init__(self, redis: Redis, handlers: Sequence[TickHandler], *, holder: str) -> None:
+    def __init__(
+        self, redis: Redis, handlers: Sequence[TickHandler], *, holder: str, concern: str
+    ) -> None:
         self._redis = redis
         self._handlers = handlers
         self._holder = holder
+        # One lease per room and concern: processes running different concerns each tick
+        # their own, and a concern's ticks stay with one process at a time.
+        self._concern = concern
         self._lease = redis.register_script(_LEASE)
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -79,7 +84,9 @@ class RoomTicker:
         rooms = [
             room
             for room in await live_rooms(self._redis)
-            if await self._lease(keys=[RoomKeys(room).tick_lease], args=[self._holder, _LEASE_MS])
+            if await self._lease(
+                keys=[RoomKeys(room).tick_lease(self._concern)], args=[self._holder, _LEASE_MS]
+            )
         ]
         slots = asyncio.Semaphore(_CONCURRENT_ROOMS)
         await asyncio.gather(*(self._tick_room(room, now, slots) for room in rooms))
