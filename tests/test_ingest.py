@@ -208,6 +208,31 @@ async def test_websocket_ingest_acks_every_frame_and_survives_bad_ones(
     assert [e["text"] for e in await stored_events(redis, room)] == ["one", "two"]
 
 
+async def test_frames_sent_back_to_back_are_answered_and_stored_in_order(
+    stack: Stack, redis: Redis, room: str
+) -> None:
+    # The socket does not wait for one frame's ack before taking the next, yet acks come back
+    # in frame order and the events are stored in it; bad frames in between keep their place.
+    url = f"{stack.ws_url}/v1/rooms/{room}/ingest?token={stack.token(Role.INGEST, [room])}"
+    frames = [
+        "{broken" if i % 50 == 7 else codec.dumps_str([chat(f"m{i}")] * (1 + i % 3))
+        for i in range(300)
+    ]
+    async with connect(url) as socket:
+        for frame in frames:
+            await socket.send(frame)
+        answers = [codec.loads(await socket.recv()) for _ in frames]
+    expected = [
+        {"error": "invalid_json"} if frame == "{broken" else {"accepted": 1 + i % 3}
+        for i, frame in enumerate(frames)
+    ]
+    assert [{k: a[k] for k in e} for a, e in zip(answers, expected, strict=True)] == expected
+    stored = [e["text"] for e in await stored_events(redis, room)]
+    assert stored == [
+        f"m{i}" for i, frame in enumerate(frames) if frame != "{broken" for _ in range(1 + i % 3)
+    ]
+
+
 async def test_a_frame_past_the_protocol_cap_closes_only_that_socket(
     stack: Stack, room: str
 ) -> None:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Path, Request, WebSocket
@@ -172,6 +173,10 @@ async def _claim_frame(batcher: ClaimBatcher, room: str, text: str) -> dict[str,
     return {"type": "claim", **results[0]}
 
 
+async def _claim_text(batcher: ClaimBatcher, room: str, text: str) -> str:
+    return codec.dumps_str(await _claim_frame(batcher, room, text))
+
+
 @router.websocket("/{room}/claims")
 async def claim_socket(websocket: WebSocket, room: RoomIdPath) -> None:
     """Claims for viewers at volume (player and up): each text frame is one claim
@@ -181,7 +186,8 @@ async def claim_socket(websocket: WebSocket, room: RoomIdPath) -> None:
         return
     batcher = _batcher(websocket.app.state)
 
-    async def answer(text: str) -> str:
-        return codec.dumps_str(await _claim_frame(batcher, room, text))
+    async def answer(text: str) -> asyncio.Future[str]:
+        # Claims of different frames are independent: each frame is decided as it comes.
+        return asyncio.ensure_future(_claim_text(batcher, room, text))
 
     await answer_frames(websocket, "claims", answer)

@@ -94,20 +94,27 @@ class Appender:
         self._pending_bytes = 0
         self._timer: asyncio.TimerHandle | None = None
         self._flushes: set[asyncio.Task[None]] = set()
+        self._last_flush: asyncio.Task[None] | None = None
 
     async def append(self, room: str, batch: ParsedBatch) -> int:
         """Store the batch's events; returns how many were duplicates."""
-        if not batch.events:
-            return 0
+        return await self.submit(room, batch)
+
+    def submit(self, room: str, batch: ParsedBatch) -> asyncio.Future[int]:
+        """Queue the batch for the next flush; the future says how many were duplicates.
+        Batches are stored in the order they are submitted."""
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[int] = loop.create_future()
+        if not batch.events:
+            waiter.set_result(0)
+            return waiter
         self._pending.setdefault(room, _RoomBatch()).add(batch, waiter)
         self._pending_bytes += len(batch.payload)
         if self._pending_bytes >= _FLUSH_BYTES:
             self._flush_now()
         elif self._timer is None:
             self._timer = loop.call_later(self._settings.ingest_flush_ms / 1000, self._flush_now)
-        return await waiter
+        return waiter
 
     def _flush_now(self) -> None:
         if self._timer is not None:
@@ -115,11 +122,18 @@ class Appender:
             self._timer = None
         pending, self._pending, self._pending_bytes = self._pending, {}, 0
         if pending:
-            task = asyncio.create_task(self._flush(pending))
+            task = asyncio.create_task(self._flush(pending, after=self._last_flush))
+            self._last_flush = task
             self._flushes.add(task)
             task.add_done_callback(self._flushes.discard)
 
-    async def _flush(self, pending: dict[str, _RoomBatch]) -> None:
+    async def _flush(
+        self, pending: dict[str, _RoomBatch], *, after: asyncio.Task[None] | None
+    ) -> None:
+        # One flush at a time, in order: a socket's frames are stored in the order they came
+        # even though it no longer waits for one frame's ack before sending the next.
+        if after is not None and not after.done():
+            await asyncio.wait([after])
         window = self._settings.dedupe_window_ms
         bucket = now_ms() // window
         calls: list[ScriptCall] = []

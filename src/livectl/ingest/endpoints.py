@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import asyncio
+
 from fastapi import APIRouter, Request, WebSocket
 
 from livectl.auth.dependencies import Ingest, authorize_socket
@@ -9,6 +11,7 @@ from livectl.ingest.service import IngestService
 from livectl.kit import codec
 from livectl.kit.body import read_body
 from livectl.kit.frames import answer_frames
+from livectl.kit.futures import then
 from livectl.kit.ids import RoomIdPath
 from livectl.resources import Deps
 
@@ -44,8 +47,8 @@ async def ingest_socket(websocket: WebSocket, room: RoomIdPath) -> None:
         return
     service = _service(websocket.app.state)
 
-    async def answer(text: str) -> str:
-        return ack(await service.ingest(room, text))
+    async def answer(text: str) -> asyncio.Future[str]:
+        return then(await service.submit(room, text), ack)
 
     await answer_frames(websocket, "ingest", answer)
 

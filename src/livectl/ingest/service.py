@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import time
 
 from redis.exceptions import RedisError
@@ -8,8 +9,9 @@ from livectl import metrics
 from livectl.errors import ServiceUnavailable
 from livectl.ingest.appender import Appender
 from livectl.ingest.schemas import IngestResult
-from livectl.ingest.validation import parse_batch
+from livectl.ingest.validation import ParsedBatch, parse_batch
 from livectl.kit.clock import now_ms
+from livectl.kit.futures import then
 from livectl.resources import Resources
 from livectl.rooms.rules import RoomEnded
 from livectl.rooms.service import RoomCache
@@ -30,17 +32,21 @@ class IngestService:
         self.appender = Appender(resources.redis, resources.settings)
 
     async def ingest(self, room: str, raw: bytes | str) -> IngestResult:
+        return await (await self.submit(room, raw))
+
+    async def submit(self, room: str, raw: bytes | str) -> asyncio.Future[IngestResult]:
+        """Validate the batch and queue it for storing, in call order; the future is the
+        answer once it is stored."""
         batch = parse_batch(raw, max_events=self._settings.max_batch_events)
         try:
             await self._check_open(room)
-            duplicates = await self.appender.append(room, batch)
         except RedisError as exc:
-            raise ServiceUnavailable("the event store is unavailable; retry shortly") from exc
-        accepted = len(batch.events) - duplicates
-        metrics.EVENTS_ACCEPTED.inc(accepted)
-        metrics.EVENTS_DUPLICATE.inc(duplicates)
-        metrics.EVENTS_REJECTED.inc(len(batch.rejected))
-        return IngestResult(accepted=accepted, duplicates=duplicates, rejected=batch.rejected)
+            raise _unavailable() from exc
+        return then(
+            self.appender.submit(room, batch),
+            lambda duplicates: _counted(batch, duplicates),
+            lambda exc: _unavailable() if isinstance(exc, RedisError) else exc,
+        )
 
     async def _check_open(self, room: str) -> None:
         """RoomNotFound for rooms never created; RoomEnded past the grace after the end."""
@@ -51,3 +57,15 @@ class IngestService:
         ended_at = looked[1]
         if ended_at is not None and now_ms() >= ended_at + self._settings.ended_room_grace_ms:
             raise RoomEnded("this live ended; its room takes no more events")
+
+
+def _unavailable() -> ServiceUnavailable:
+    return ServiceUnavailable("the event store is unavailable; retry shortly")
+
+
+def _counted(batch: ParsedBatch, duplicates: int) -> IngestResult:
+    accepted = len(batch.events) - duplicates
+    metrics.EVENTS_ACCEPTED.inc(accepted)
+    metrics.EVENTS_DUPLICATE.inc(duplicates)
+    metrics.EVENTS_REJECTED.inc(len(batch.rejected))
+    return IngestResult(accepted=accepted, duplicates=duplicates, rejected=batch.rejected)

@@ -1,7 +1,15 @@
-"""Request-and-answer sockets: every text frame in, one answer out, in order."""
+"""Request-and-answer sockets: every text frame in, one answer out, in order.
+
+A client that sends frames back to back must not wait a Redis round trip per frame: each
+frame's ordered part (parsing, handing it to a batcher) runs as it arrives, and its answer
+is sent when ready, in frame order, by a second task. At most ``_IN_FLIGHT`` frames wait for
+their answers; past that the socket stops reading (backpressure, bounded memory).
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 
 from fastapi import WebSocket, WebSocketDisconnect
@@ -9,18 +17,23 @@ from fastapi import WebSocket, WebSocketDisconnect
 from livectl import metrics
 from livectl.errors import BinaryFrame, FrameTooLarge, LivectlError, socket_error
 
-FrameAnswer = Callable[[str], Awaitable[str]]
+_IN_FLIGHT = 64
+
+# Does a frame's ordered part and returns its answer to come (a future or task).
+FrameAnswer = Callable[[str], Awaitable["asyncio.Future[str]"]]
 
 
 async def answer_frames(websocket: WebSocket, kind: str, answer: FrameAnswer) -> None:
-    """Accept, then answer each frame with what ``answer`` returns, or with the error it
+    """Accept, then answer each frame with what ``answer`` gives, or with the error it
     raised as ``{"type": "error", "error", "detail"}``. Binary and oversized frames are
     refused one by one; the socket stays open for the next frame whatever one frame was."""
     max_frame = websocket.app.state.resources.settings.max_frame_bytes
     await websocket.accept()
     metrics.SOCKETS_OPEN.labels(kind).inc()
+    answers: asyncio.Queue[asyncio.Future[str]] = asyncio.Queue(_IN_FLIGHT)
+    sender = asyncio.create_task(_send_in_order(websocket, answers))
     try:
-        while True:
+        while not sender.done():
             message = await websocket.receive()
             if message["type"] == "websocket.disconnect":
                 return
@@ -31,12 +44,38 @@ async def answer_frames(websocket: WebSocket, kind: str, answer: FrameAnswer) ->
                 # A str has at most 4 UTF-8 bytes per character: encode only when it may matter.
                 if len(text) > max_frame // 4 and len(text.encode()) > max_frame:
                     raise FrameTooLarge(f"the frame passed {max_frame} bytes")
-                reply = await answer(text)
+                pending = await answer(text)
             except LivectlError as exc:
-                metrics.REQUESTS_REFUSED.labels(exc.code).inc()
-                reply = socket_error(exc)
-            await websocket.send_text(reply)
+                pending = _refused(exc)
+            await answers.put(pending)
     except WebSocketDisconnect:
         return
     finally:
+        sender.cancel()
+        with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect, RuntimeError):
+            await sender
+        while not answers.empty():  # answers nobody will read: their errors are not news
+            answers.get_nowait().add_done_callback(_forget)
         metrics.SOCKETS_OPEN.labels(kind).dec()
+
+
+async def _send_in_order(websocket: WebSocket, answers: asyncio.Queue[asyncio.Future[str]]) -> None:
+    while True:
+        pending = await answers.get()
+        try:
+            text = await pending
+        except LivectlError as exc:
+            text = _refused(exc).result()
+        await websocket.send_text(text)
+
+
+def _refused(exc: LivectlError) -> asyncio.Future[str]:
+    metrics.REQUESTS_REFUSED.labels(exc.code).inc()
+    refused: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+    refused.set_result(socket_error(exc))
+    return refused
+
+
+def _forget(future: asyncio.Future[str]) -> None:
+    if not future.cancelled():
+        future.exception()
