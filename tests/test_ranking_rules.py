@@ -59,6 +59,15 @@ def test_aliases_match_however_viewers_type_them() -> None:
     assert MATCHER.match("ＬＩＮＫ 2號鏈接").product_ids == {"sku-2"}  # traditional, full width
 
 
+def test_a_number_or_latin_word_is_matched_whole_not_inside_a_longer_one() -> None:
+    assert MATCHER.match("11号链接多少钱").product_ids == frozenset()
+    assert MATCHER.match("要1号链接").product_ids == {"sku-1"}
+    assert MATCHER.match("1号链接2号链接").product_ids == {"sku-1", "sku-2"}
+    latin = MentionMatcher([ProductSpec("a", ("sku1",)), ProductSpec("b", ("sku12",))])
+    assert latin.match("sku12 还有吗").product_ids == {"b"}
+    assert latin.match("买sku1").product_ids == {"a"}
+
+
 def test_purchase_intent_counts_only_with_a_product_named() -> None:
     assert MATCHER.match("小黑瓶多少钱").intent
     assert MATCHER.match("小黑瓶 上 车").intent

@@ -86,8 +86,29 @@ class MentionMatcher:
         folded = fold(text)
         if self._automaton is None or not folded:
             return Mention(frozenset(), intent=False)
-        found = frozenset(product_id for _, (_, product_id) in self._automaton.iter(folded))
+        found = frozenset(
+            product_id
+            for end, (name, product_id) in self._automaton.iter(folded)
+            if _stands_alone(folded, end - len(name) + 1, end)
+        )
         return Mention(found, intent=bool(found) and has_intent(folded))
+
+
+def _glued(a: str, b: str) -> bool:
+    """Two neighbouring characters of one number or one Latin word (Chinese has no such
+    bounds, and folding drops spaces, so "link 2号链接" has its 2 right after a letter)."""
+    if not (a.isascii() and b.isascii()):
+        return False
+    return (a.isdigit() and b.isdigit()) or (a.isalpha() and b.isalpha())
+
+
+def _stands_alone(text: str, start: int, end: int) -> bool:
+    """The match text[start..end] is not part of a longer number or word: 1号链接 is not named
+    by 11号链接, nor sku1 by sku12."""
+    return not (
+        (start > 0 and _glued(text[start - 1], text[start]))
+        or (end + 1 < len(text) and _glued(text[end], text[end + 1]))
+    )
 
 
 def has_intent(folded: str) -> bool:
