@@ -296,3 +296,13 @@ async def wait_for(predicate: Any, timeout: float = 10.0, interval: float = 0.1)
 async def xrange(redis: Redis, key: str) -> list[RawEntry]:
     """XRANGE typed as what a bytes client answers."""
     return cast(list[RawEntry], await redis.xrange(key))
+
+
+async def sql_value(database_url: str, statement: str, **params: Any) -> Any:
+    """The first column of the first row a query returns (for checking what was recorded)."""
+    engine = create_async_engine(database_url, poolclass=NullPool)
+    try:
+        async with engine.connect() as connection:
+            return (await connection.execute(text(statement), params)).scalar()
+    finally:
+        await engine.dispose()

@@ -17,7 +17,16 @@ from livectl.bus.keys import RoomKeys
 from livectl.kit.clock import now_ms
 from livectl.ranking.rules import BUCKET_S
 from livectl.ranking.service import RankingStore
-from tests.conftest import Console, Stack, chat, create_room, open_console, unique, wait_for
+from tests.conftest import (
+    Console,
+    Stack,
+    chat,
+    create_room,
+    open_console,
+    sql_value,
+    unique,
+    wait_for,
+)
 from tests.test_stats import group_caught_up, post_events
 
 Push = tuple[float, dict[str, Any]]  # (when it arrived, envelope)
@@ -219,3 +228,22 @@ async def test_a_tick_after_a_long_pause_prunes_every_stale_bucket(
     view = await RankingStore(redis).read(room, now, tick=True)
     assert view.counts == {}
     assert await redis.hlen(RoomKeys(room).ranking_window) == 0
+
+
+async def test_weights_are_kept_in_postgresql_and_outlive_the_redis_copy(
+    stack: Stack, admin: httpx.AsyncClient, redis: Redis
+) -> None:
+    room = await create_room(admin)
+    url = f"/v1/rooms/{room}/ranking/weights"
+    assert (await admin.put(url, json={"click": 0, "order": 40})).status_code == 200
+    # As after a Redis restart without persistence: the copy is gone, the record is not.
+    await redis.delete(RoomKeys(room).ranking_weights)
+    weights = (await admin.get(url)).json()
+    assert (weights["click"], weights["order"]) == (0.0, 40.0)
+    assert await redis.exists(RoomKeys(room).ranking_weights)  # copied back on the way
+    stored = await sql_value(
+        stack.database_url,
+        "SELECT updated_by FROM ranking_weights WHERE room_id = :room",
+        room=room,
+    )
+    assert stored == "test-admin"

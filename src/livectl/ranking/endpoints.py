@@ -25,6 +25,8 @@ async def get_weights(room: RoomIdPath, _: Host, deps: Deps) -> Weights:
 
 
 @router.put("/{room}/ranking/weights")
-async def put_weights(room: RoomIdPath, weights: Weights, _: Controller, deps: Deps) -> Weights:
+async def put_weights(
+    room: RoomIdPath, weights: Weights, principal: Controller, deps: Deps
+) -> Weights:
     """Set how much each signal counts in this room's order (fields left out keep defaults)."""
-    return await RankingService(deps).set_weights(room, weights)
+    return await RankingService(deps).set_weights(room, weights, principal)

@@ -15,15 +15,20 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
+from livectl.auth.tokens import Principal
 from livectl.bus.keys import APPLIED_TTL_MS, RoomKeys
 from livectl.bus.lua import APPLY_ONCE, IN_CHUNKS
 from livectl.bus.publish import Message
-from livectl.kit import codec
+from livectl.kit import clock, codec
+from livectl.kit.cache import read_through
+from livectl.ranking import repository
+from livectl.ranking.models import RankingWeights
 from livectl.ranking.rules import BUCKET_S, HORIZON_S, Counts, ProductSpec, count_buckets, rank
 from livectl.ranking.schemas import RankingOut, Weights
 from livectl.resources import Resources
 from livectl.rooms.schemas import ProductOut
 from livectl.rooms.service import RoomCache
+from livectl.store.engine import transaction
 
 # KEYS: applied set, signal buckets, units sold
 # ARGV: entry id, applied ttl ms, bucket, {"<product>:<signal>": n} JSON, {product: units} JSON
@@ -96,7 +101,7 @@ class RankingView:
     sold: dict[str, int]
     explained_at_ms: dict[str, int]
     pinned: str | None
-    weights: Weights
+    weights: Weights | None  # None when Redis holds no copy of the room's weights
     published_order: str
     products: list[ProductOut] | None  # None when the room's cached state is missing
 
@@ -151,26 +156,21 @@ class RankingStore:
             sold=codec.int_fields(sold),
             explained_at_ms=codec.int_fields(explained),
             pinned=codec.text(pinned) or None,
-            weights=Weights.model_validate_json(weights) if weights else Weights(),
+            weights=Weights.model_validate_json(weights) if weights else None,
             published_order=codec.text(published),
             products=[ProductOut.model_validate(p) for p in codec.loads(state)["products"]]
             if state
             else None,
         )
 
-    async def weights(self, room: str) -> Weights:
-        stored = await self._redis.get(RoomKeys(room).ranking_weights)
-        return Weights.model_validate_json(stored) if stored else Weights()
 
-    async def save_weights(self, room: str, weights: Weights) -> None:
-        await self._redis.set(RoomKeys(room).ranking_weights, weights.model_dump_json())
-
-
-def rank_view(view: RankingView, products: Sequence[ProductOut], now_ms: int) -> RankingOut:
+def rank_view(
+    view: RankingView, weights: Weights, products: Sequence[ProductOut], now_ms: int
+) -> RankingOut:
     return rank(
         product_specs(products),
         view.counts,
-        view.weights,
+        weights,
         sold=view.sold,
         explained_at_ms=view.explained_at_ms,
         pinned=view.pinned,
@@ -187,13 +187,13 @@ class RankingService:
     async def ranking(self, room: str, now_ms: int) -> RankingOut:
         state = await self._cache.state(room)  # 404 for an unknown room
         view = await self.store.read(room, now_ms, tick=False)
-        return rank_view(view, state.products, now_ms)
+        return rank_view(view, await self._weights(room, view), state.products, now_ms)
 
     async def ranked_products(self, room: str, now_ms: int) -> tuple[list[ProductOut], RankingOut]:
         """The room's products in ranked order, each with its rank, score and reasons."""
         state = await self._cache.state(room)  # 404 for an unknown room
         view = await self.store.read(room, now_ms, tick=False)
-        ranking = rank_view(view, state.products, now_ms)
+        ranking = rank_view(view, await self._weights(room, view), state.products, now_ms)
         by_id = {p.id: p for p in state.products}
         products = [
             by_id[item.product_id].model_copy(
@@ -205,12 +205,46 @@ class RankingService:
 
     async def weights(self, room: str) -> Weights:
         await self._cache.state(room)  # 404 for an unknown room
-        return await self.store.weights(room)
+        return Weights.model_validate_json(await self._stored_weights(room))
 
-    async def set_weights(self, room: str, weights: Weights) -> Weights:
+    async def set_weights(self, room: str, weights: Weights, principal: Principal) -> Weights:
+        """Recorded in PostgreSQL; the Redis copy the ticks read is replaced after the commit."""
         await self._cache.state(room)  # 404 for an unknown room
-        await self.store.save_weights(room, weights)
+        async with transaction(self._resources.sessionmaker) as tx:
+            await repository.put_weights(
+                tx.session,
+                RankingWeights(
+                    room_id=room,
+                    weights=weights.model_dump(),
+                    updated_by=principal.sub,
+                    updated_at=clock.now_ms(),
+                ),
+            )
+
+            async def refresh() -> None:
+                await self._resources.redis.set(
+                    RoomKeys(room).ranking_weights, weights.model_dump_json()
+                )
+
+            tx.after_commit(refresh)
         return weights
+
+    async def _weights(self, room: str, view: RankingView) -> Weights:
+        if view.weights is not None:
+            return view.weights
+        return Weights.model_validate_json(await self._stored_weights(room))
+
+    async def _stored_weights(self, room: str) -> bytes:
+        """The room's weights as JSON: the Redis copy, or the record (defaults without one),
+        copied back to Redis on the way (after a Redis restart or flush)."""
+
+        async def load() -> bytes:
+            async with self._resources.sessionmaker() as session:
+                row = await repository.get_weights(session, room)
+            weights = Weights.model_validate(row.weights) if row else Weights()
+            return weights.model_dump_json().encode()
+
+        return await read_through(self._resources.redis, RoomKeys(room).ranking_weights, load)
 
     async def tick(self, room: str, now_ms: int) -> None:
         """Push a ``ranking`` when the order has changed; at most once a tick (1 s)."""
@@ -218,7 +252,7 @@ class RankingService:
         products = view.products
         if products is None:
             products = (await self._cache.state(room)).products
-        ranking = rank_view(view, products, now_ms)
+        ranking = rank_view(view, await self._weights(room, view), products, now_ms)
         order = ",".join(item.product_id for item in ranking.items)
         if order == view.published_order:
             return

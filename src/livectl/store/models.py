@@ -6,6 +6,7 @@ from livectl.archive.models import ArchivedEvent
 from livectl.coupons.models import CouponClaim, CouponDrop, CouponTemplate
 from livectl.moderation.models import ModerationAction, ModerationSettings
 from livectl.opinion.models import Alert, RoomWatchlist
+from livectl.ranking.models import RankingWeights
 from livectl.rooms.models import Product, Room
 from livectl.stats.models import StatsMinute
 from livectl.store.base import Base
@@ -21,6 +22,7 @@ __all__ = [
     "ModerationAction",
     "ModerationSettings",
     "Product",
+    "RankingWeights",
     "Room",
     "RoomWatchlist",
     "StatsMinute",
