@@ -399,3 +399,23 @@ async def test_a_tick_after_a_long_pause_prunes_every_stale_bucket(
     read = await StatsStore(resources.redis, resources.settings).read(room, now, tick=True)
     assert read.counters.window == {}
     assert await resources.redis.hlen(RoomKeys(room).stats_window) == 0
+
+
+async def test_rates_count_events_when_they_came_not_when_a_lagging_worker_got_to_them(
+    stack: Stack, admin: httpx.AsyncClient, redis: Redis
+) -> None:
+    room = await create_room(admin)
+    # A backlog the worker reaches two minutes late: an entry appended then, as ingest does.
+    two_minutes_ago = now_ms() - 120_000
+    await redis.xadd(
+        RoomKeys(room).events,
+        {"e": codec.dumps([chat(f"早到{i}", user=f"v{i}") for i in range(10)])},
+        id=f"{two_minutes_ago}-0",
+    )
+    await post_events(stack, room, [chat("刚到", user="v99")])
+
+    async def all_counted() -> bool:
+        return bool((await stats_of(admin, room))["comments"] == 11)
+
+    await wait_for(all_counted, timeout=15)
+    assert (await stats_of(admin, room))["comments_per_min"] == 1

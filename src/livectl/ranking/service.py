@@ -121,7 +121,7 @@ class RankingStore:
         *,
         signals: Counter[str],
         sold: Counter[str],
-        now_ms: int,
+        at_ms: int,
     ) -> None:
         """Queue one entry's signals on ``pipe``; applied once, however often it is queued."""
         keys = RoomKeys(room)
@@ -130,7 +130,7 @@ class RankingStore:
             args=[
                 entry_id,
                 APPLIED_TTL_MS,
-                now_ms // 1000 // BUCKET_S,
+                at_ms // 1000 // BUCKET_S,
                 codec.dumps(dict(signals)),
                 codec.dumps(dict(sold)),
             ],

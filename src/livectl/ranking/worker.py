@@ -6,9 +6,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from livectl.bus.consumer import Entry
-from livectl.ingest.entries import ENTRIES_PER_ROUND_TRIP, entry_events
+from livectl.ingest.entries import ENTRIES_PER_ROUND_TRIP, entry_events, entry_ms
 from livectl.kit.chunks import chunks
-from livectl.kit.clock import now_ms
 from livectl.ranking.rules import MentionMatcher, entry_signals
 from livectl.ranking.service import RankingStore, product_specs
 from livectl.resources import Resources
@@ -29,7 +28,6 @@ class RankingWorker:
             return  # no products to rank in a room that does not exist
         matcher = MentionMatcher(product_specs(state.products))
         known = {p.id for p in state.products}
-        now = now_ms()
         for chunk in chunks(entries, ENTRIES_PER_ROUND_TRIP):
             async with self._redis.pipeline(transaction=False) as pipe:
                 for entry in chunk:
@@ -37,6 +35,14 @@ class RankingWorker:
                     signals, sold = entry_signals(events, matcher, known)
                     if signals or sold:
                         await self._store.apply(
-                            pipe, room, GROUP, entry.id, signals=signals, sold=sold, now_ms=now
+                            pipe,
+                            room,
+                            GROUP,
+                            entry.id,
+                            signals=signals,
+                            sold=sold,
+                            # Counted when it came, not when this worker got to it: a worker
+                            # that lags must not make old mentions look fresh.
+                            at_ms=entry_ms(entry.id),
                         )
                 await pipe.execute()

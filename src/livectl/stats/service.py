@@ -17,6 +17,7 @@ from livectl.bus.keys import APPLIED_TTL_MS, Channel, RoomKeys
 from livectl.bus.lua import APPLY_ONCE, IN_CHUNKS
 from livectl.bus.publish import Message
 from livectl.config import Settings
+from livectl.ingest.entries import entry_ms
 from livectl.kit import codec
 from livectl.kit.clock import now_ms
 from livectl.resources import Resources
@@ -26,7 +27,7 @@ from livectl.stats.rules import WINDOW_S, Counters, EntryEffect, summarise, view
 from livectl.store.engine import transaction
 
 # KEYS: applied set, totals, window, uv, new viewers, fans, online, sessions
-# ARGV: entry id, applied ttl ms, now s, entry ms, effect (EntryEffect.wire JSON)
+# ARGV: entry id, applied ttl ms, entry s, entry ms, effect (EntryEffect.wire JSON)
 _APPLY = (
     APPLY_ONCE
     + IN_CHUNKS
@@ -177,10 +178,11 @@ class StatsStore:
         entry_id: str,
         *,
         effect: EntryEffect,
-        now_s: int,
     ) -> None:
-        """Queue one entry's effect on ``pipe``; applied once, however often it is queued."""
+        """Queue one entry's effect on ``pipe``; applied once, however often it is queued.
+        Rates count it in the second it came, not the second this worker got to it."""
         keys = RoomKeys(room)
+        at_ms = entry_ms(entry_id)
         await self._apply(
             keys=[
                 keys.applied(group, entry_id),
@@ -193,8 +195,8 @@ class StatsStore:
             args=[
                 entry_id,
                 APPLIED_TTL_MS,
-                now_s,
-                int(entry_id.partition("-")[0]),
+                at_ms // 1000,
+                at_ms,
                 codec.dumps(effect.wire()),
             ],
             client=pipe,

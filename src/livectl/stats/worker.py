@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from livectl.bus.consumer import Entry
 from livectl.ingest.entries import ENTRIES_PER_ROUND_TRIP, entry_events
 from livectl.kit.chunks import chunks
-from livectl.kit.clock import now_ms
 from livectl.ranking.rules import MentionMatcher
 from livectl.ranking.service import product_specs
 from livectl.resources import Resources
@@ -29,11 +28,10 @@ class StatsWorker:
         products = state.products if state else []
         matcher = MentionMatcher(product_specs(products))
         known = {p.id for p in products}
-        now_s = now_ms() // 1000
         for chunk in chunks(entries, ENTRIES_PER_ROUND_TRIP):
             async with self._redis.pipeline(transaction=False) as pipe:
                 for entry in chunk:
                     events = entry_events(entry.fields)
                     effect = entry_effect(events, matcher, known)
-                    await self._store.apply(pipe, room, GROUP, entry.id, effect=effect, now_s=now_s)
+                    await self._store.apply(pipe, room, GROUP, entry.id, effect=effect)
                 await pipe.execute()
