@@ -29,8 +29,10 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from livectl.auth.tokens import ALL_ROOMS, Role, issue_token
 from livectl.bus.keys import RawEntry
+from livectl.config import Settings
 from livectl.embedded import EmbeddedServices, ServiceUrls
 from livectl.kit import codec
+from livectl.resources import Resources, open_resources
 from livectl.store.migrate import upgrade
 
 # Short timings so crash and resume tests finish in seconds; small bounds so floods and
@@ -197,6 +199,14 @@ async def redis(servers: ServiceUrls) -> AsyncIterator[Redis]:
     client = Redis.from_url(servers.redis_url)
     yield client
     await client.aclose()
+
+
+@pytest.fixture
+async def resources(stack: Stack) -> AsyncIterator[Resources]:
+    """What a worker process holds, for driving a service or a tick from the test itself."""
+    settings = Settings(redis_url=stack.redis_url, database_url=stack.database_url, secret="s" * 48)
+    async with open_resources(settings) as opened:
+        yield opened
 
 
 @pytest.fixture

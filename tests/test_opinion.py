@@ -13,8 +13,11 @@ import pytest
 from redis.asyncio import Redis
 
 from livectl.auth.tokens import Role
+from livectl.kit.clock import now_ms
 from livectl.opinion import bursts
 from livectl.opinion.windows import Observed, Windows
+from livectl.opinion.worker import OpinionTick
+from livectl.resources import Resources
 from tests.conftest import Stack, chat, create_room, open_console, unique, wait_for
 from tests.test_bursts import COMPLAINTS, NEGATED_KEYWORDS, ORDINARY, ORDINARY_NEGATIVE
 
@@ -83,6 +86,22 @@ async def test_a_complaint_burst_raises_one_alert_within_five_seconds(
     await asyncio.sleep(4)
     stored = await alerts_of(admin, room)
     assert [a["id"] for a in stored] == [data["id"]]
+    await console.socket.close()
+
+
+async def test_a_burst_alert_is_resolved_by_the_system_once_the_room_calms_down(
+    stack: Stack, room: str, admin: httpx.AsyncClient, resources: Resources
+) -> None:
+    console = await open_console(stack, room)
+    await console.next_of("snapshot")
+    await complaint_burst(stack, room)
+    raised = (await console.next_of("alert", timeout=10))["data"]
+    # The room's tick well after the burst, with nothing hot since: due for resolving.
+    await OpinionTick(resources).tick(room, now_ms() + bursts.QUIET_MS + 60_000)
+    update = await console.next_of("alert", timeout=10)
+    assert (update["data"]["id"], update["data"]["status"]) == (raised["id"], "resolved")
+    [stored] = await alerts_of(admin, room)
+    assert (stored["status"], stored["resolved_by"]) == ("resolved", "system")
     await console.socket.close()
 
 

@@ -20,7 +20,7 @@ from livectl.ingest.appender import Appender
 from livectl.ingest.validation import parse_batch
 from livectl.kit import codec
 from livectl.kit.clock import now_ms
-from livectl.resources import Resources, open_resources
+from livectl.resources import Resources
 from livectl.stats.service import StatsService, StatsStore
 from tests.conftest import Stack, chat, create_room, open_console, unique, wait_for
 
@@ -258,13 +258,6 @@ async def test_a_stats_worker_killed_and_restarted_loses_no_counts(
         keys = [key async for key in client.scan_iter(f"lc:{{{room}}}*")]
         await client.delete(*keys)
         await client.srem(ROOMS, room)
-
-
-@pytest.fixture
-async def resources(stack: Stack) -> AsyncIterator[Resources]:
-    settings = Settings(redis_url=stack.redis_url, database_url=stack.database_url, secret="s" * 48)
-    async with open_resources(settings) as opened:
-        yield opened
 
 
 async def test_each_minute_is_rolled_up_into_postgresql(

@@ -36,6 +36,11 @@ def role_allows(held: Role, required: Role) -> bool:
     return _RANK[held] >= _RANK[required]
 
 
+# The actor recorded for what livectl does by itself (automatic hides, alerts resolved after
+# a quiet spell), where a person's token subject would be.
+SYSTEM = "system"
+
+
 @dataclass(frozen=True, slots=True)
 class Principal:
     sub: str

@@ -154,6 +154,11 @@ class RoomKeys:
     def alert_cool_down(self, kind: str) -> str:
         return f"{self._prefix}:op:cool:{kind}"
 
+    @property
+    def burst_alerts(self) -> str:
+        """Burst alerts not yet resolved: "family:alert id", scored by when it was last hot."""
+        return f"{self._prefix}:op:unresolved"
+
     def questions(self, minute: int, intent: str) -> str:
         return f"{self._prefix}:q:{minute}:{intent}"
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from livectl.auth.tokens import Principal
+from livectl.auth.tokens import SYSTEM, Principal
 from livectl.bus.keys import RoomKeys
 from livectl.bus.publish import Message
 from livectl.kit import codec
@@ -20,8 +20,6 @@ from livectl.opinion.keywords import Matcher
 from livectl.resources import Resources
 from livectl.rooms.service import RoomCache
 from livectl.store.engine import Transaction, transaction
-
-SYSTEM = "system"
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,6 +23,9 @@ BUCKET_MS = 5_000
 WINDOW_BUCKETS = 3  # the current bucket and the two before: always the last 10..15 s
 BASELINE_BUCKETS = 60  # the 5 minutes before the window
 COOL_DOWN_MS = 120_000
+# A burst alert whose signal has stayed below its thresholds this long is resolved by the
+# system: the room has calmed down, and the console's open list stays about now.
+QUIET_MS = 300_000
 NEGATIVE = "negative"
 ANY_CATEGORY = "watchlist"
 

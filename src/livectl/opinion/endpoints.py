@@ -33,7 +33,7 @@ async def ack_alert(
     room: RoomIdPath, alert_id: AlertIdPath, caller: Assistant, deps: Deps
 ) -> AlertOut:
     """Acknowledge (idempotent; 409 alert_resolved once resolved)."""
-    return await AlertService(deps).transition(room, alert_id, "ack", caller)
+    return await AlertService(deps).transition(room, alert_id, "ack", caller.sub)
 
 
 @router.post("/{room}/alerts/{alert_id}/resolve")
@@ -41,7 +41,7 @@ async def resolve_alert(
     room: RoomIdPath, alert_id: AlertIdPath, caller: Assistant, deps: Deps
 ) -> AlertOut:
     """Resolve an open or acknowledged alert (idempotent)."""
-    return await AlertService(deps).transition(room, alert_id, "resolve", caller)
+    return await AlertService(deps).transition(room, alert_id, "resolve", caller.sub)
 
 
 @router.get("/{room}/watchlist")

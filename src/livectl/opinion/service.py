@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 from functools import lru_cache
 from typing import Any
 
-from livectl.auth.tokens import Principal
+from livectl.auth.tokens import SYSTEM, Principal
 from livectl.bus.keys import RoomKeys
 from livectl.bus.publish import Message
 from livectl.errors import AlertNotFound, AlertResolved
@@ -14,7 +15,7 @@ from livectl.kit import codec
 from livectl.kit.cache import read_through
 from livectl.kit.clock import now_ms
 from livectl.opinion import repository
-from livectl.opinion.bursts import Level
+from livectl.opinion.bursts import QUIET_MS, Level
 from livectl.opinion.keywords import Watchlist, default_watchlist
 from livectl.opinion.lexicon import DEFAULT_WATCHLIST
 from livectl.opinion.models import Alert, RoomWatchlist
@@ -74,7 +75,7 @@ class AlertService:
         return [alert_out(alert) for alert in alerts]
 
     async def transition(
-        self, room: str, alert_id: str, action: AlertAction, principal: Principal
+        self, room: str, alert_id: str, action: AlertAction, actor: str
     ) -> AlertOut:
         async with transaction(self._resources.sessionmaker) as tx:
             alert = await repository.get_alert(tx.session, room, alert_id)
@@ -87,11 +88,39 @@ class AlertService:
             if status is not None:
                 alert.status = status
                 if status == "acked":
-                    alert.acked_by, alert.acked_at = principal.sub, now_ms()
+                    alert.acked_by, alert.acked_at = actor, now_ms()
                 else:
-                    alert.resolved_by, alert.resolved_at = principal.sub, now_ms()
+                    alert.resolved_by, alert.resolved_at = actor, now_ms()
                 self._announce_after(tx, room, alert)
         return alert_out(alert)
+
+    async def watch_burst_alert(self, room: str, family: str, alert_id: str, now_ms: int) -> None:
+        await self._resources.redis.zadd(
+            RoomKeys(room).burst_alerts, {f"{family}:{alert_id}": now_ms}
+        )
+
+    async def settle_burst_alerts(self, room: str, hot: set[str], now_ms: int) -> None:
+        """Note which signal families are still hot; resolve, as the system, the burst alerts
+        whose family has been quiet for ``QUIET_MS`` (one small sorted set per room: the
+        database is touched only when one is due)."""
+        redis = self._resources.redis
+        key = RoomKeys(room).burst_alerts
+        still_hot: dict[str, int] = {}
+        tracked: list[tuple[bytes, float]] = await redis.zrange(  # type: ignore[assignment]
+            key, 0, -1, withscores=True
+        )
+        for member, last_hot in tracked:
+            name = codec.text(member)
+            family, _, alert_id = name.partition(":")
+            if family in hot:
+                still_hot[name] = now_ms
+            elif now_ms - last_hot >= QUIET_MS:
+                # Resolving twice is a no-op; an alert deleted with its room is simply gone.
+                with contextlib.suppress(AlertNotFound):
+                    await self.transition(room, alert_id, "resolve", SYSTEM)
+                await redis.zrem(key, name)
+        if still_hot:
+            await redis.zadd(key, still_hot)
 
     def _announce_after(self, tx: Transaction, room: str, alert: Alert) -> None:
         async def announce() -> None:

@@ -74,6 +74,8 @@ class OpinionTick:
             for signal, (figures, _) in found.items()
             if (level := judge(signal, figures)) is not None
         }
+        hot = {bursts.cool_down_family(signal) for signal in passed}
+        await self._alerts.settle_burst_alerts(room, hot, now_ms)
         for signal in bursts.choose(passed):
             figures, level = passed[signal]
             # The cool-down is taken atomically: one alert per burst even if two workers
@@ -87,13 +89,16 @@ class OpinionTick:
             if not cooled:
                 continue
             samples = found[signal][1]
-            await self._alerts.raise_alert(
+            alert = await self._alerts.raise_alert(
                 room,
                 kind=signal,
                 level=level,
                 title=title_of(signal, figures),
                 samples=samples,
                 figures=figures_out(figures),
+            )
+            await self._alerts.watch_burst_alert(
+                room, bursts.cool_down_family(signal), alert.id, now_ms
             )
 
     async def _publish_hot_questions(self, room: str, now_ms: int) -> None:
