@@ -86,6 +86,8 @@ def api(
     """Run the gateway (HTTP and WebSocket)."""
     import uvicorn
 
+    from livectl.kit.logs import gateway_log_config
+
     _logging(log_level)
     settings = Settings()
     uvicorn.run(
@@ -96,6 +98,7 @@ def api(
         workers=processes,
         ws="websockets-sansio",
         ws_max_size=settings.ws_protocol_max_bytes,
+        log_config=gateway_log_config(),
         log_level=log_level,
         access_log=False,
         # Graceful shutdown must not wait on consoles that stay connected for hours.
