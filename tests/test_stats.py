@@ -218,7 +218,7 @@ async def test_a_stats_worker_killed_and_restarted_loses_no_counts(
     for start in range(600):
         batch = [chat(f"m{start}-{i}", user=f"v{i}") for i in range(25)]
         batch += [{"type": "like", "count": 3, "user": {"id": f"v{i}"}} for i in range(25)]
-        await appender.append(room, parse_batch(codec.dumps(batch), max_events=1000))
+        await appender.submit(room, parse_batch(codec.dumps(batch), max_events=1000))
         total_chats += 25
         total_likes += 75
     await appender.close()
@@ -368,7 +368,7 @@ async def test_an_entry_of_thousands_of_viewers_is_applied_whole(
     events = [{"type": "enter", "user": {"id": f"v{i}", "new": True}} for i in range(9000)]
     events += [{"type": "leave", "user": {"id": f"v{i}"}} for i in range(0, 9000, 2)]
     appender = Appender(resources.redis, resources.settings)
-    await appender.append(room, parse_batch(codec.dumps(events), max_events=len(events)))
+    await appender.submit(room, parse_batch(codec.dumps(events), max_events=len(events)))
     await appender.close()
 
     async def applied() -> bool:

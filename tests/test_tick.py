@@ -25,7 +25,7 @@ async def test_live_rooms_are_ticked_by_exactly_one_holder(
             if room == live:
                 ticks[holder].append(room)
 
-        return RoomTicker(redis, [record], holder=f"test-{holder}-{live}", concern="test")
+        return RoomTicker(redis, {"test": [record]}, holder=f"test-{holder}-{live}")
 
     first, second = recorder("a"), recorder("b")
     for _ in range(3):

@@ -77,7 +77,7 @@ async def test_a_worker_killed_mid_batch_loses_nothing_and_archives_nothing_twic
         batch = parse_batch(
             codec.dumps([chat(f"m{start + i}") for i in range(50)]), max_events=1000
         )
-        await appender.append(room, batch)
+        await appender.submit(room, batch)
         total += 50
     await scratch.sadd(ROOMS, room)
 

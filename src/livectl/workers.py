@@ -81,21 +81,20 @@ async def run_workers(settings: Settings, groups: Sequence[str], stop: asyncio.E
             )
             for group in groups
         ]
-        tickers = [
-            RoomTicker(
-                resources.redis,
-                [make(resources) for make in TICKS[group]],
-                holder=name,
-                concern=group,
-            )
-            for group in groups
-            if group in TICKS
-        ]
+        ticker = RoomTicker(
+            resources.redis,
+            {
+                group: [make(resources) for make in TICKS[group]]
+                for group in groups
+                if group in TICKS
+            },
+            holder=name,
+        )
         supervisors = [make(resources) for group in groups for make in SUPERVISORS.get(group, [])]
         log.info("worker %s running %s", name, ", ".join(groups))
         await asyncio.gather(
             *(consumer.run(stop) for consumer in consumers),
-            *(ticker.run(stop) for ticker in tickers),
+            ticker.run(stop),
             *(supervise(stop) for supervise in supervisors),
         )
         log.info("worker %s stopped", name)

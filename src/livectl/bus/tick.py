@@ -10,12 +10,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from livectl.bus.keys import ROOMS, RoomKeys
+from livectl.bus.scripts import run_many
 from livectl.kit import codec
 from livectl.kit.clock import now_ms
 
@@ -57,15 +58,16 @@ async def live_rooms(redis: Redis) -> list[str]:
 
 
 class RoomTicker:
+    """Ticks the live rooms for the concerns this process runs, each handler under its
+    concern's lease: processes running different concerns each tick their own, and a
+    concern's ticks of a room stay with one process at a time."""
+
     def __init__(
-        self, redis: Redis, handlers: Sequence[TickHandler], *, holder: str, concern: str
+        self, redis: Redis, concerns: Mapping[str, Sequence[TickHandler]], *, holder: str
     ) -> None:
         self._redis = redis
-        self._handlers = handlers
+        self._concerns = concerns
         self._holder = holder
-        # One lease per room and concern: processes running different concerns each tick
-        # their own, and a concern's ticks stay with one process at a time.
-        self._concern = concern
         self._lease = redis.register_script(_LEASE)
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -80,25 +82,39 @@ class RoomTicker:
                 await asyncio.wait_for(stop.wait(), max(0.0, TICK_S - elapsed))
 
     async def tick_once(self) -> None:
+        if not self._concerns:
+            return
         now = now_ms()
-        rooms = [
-            room
-            for room in await live_rooms(self._redis)
-            if await self._lease(
-                keys=[RoomKeys(room).tick_lease(self._concern)], args=[self._holder, _LEASE_MS]
-            )
+        # Every lease of every live room taken or renewed in one round trip.
+        wanted = [
+            (room, concern) for room in await live_rooms(self._redis) for concern in self._concerns
         ]
+        taken = await run_many(
+            self._redis,
+            self._lease,
+            [
+                ([RoomKeys(room).tick_lease(concern)], [self._holder, _LEASE_MS])
+                for room, concern in wanted
+            ],
+        )
+        held: dict[str, list[TickHandler]] = {}
+        for (room, concern), lease in zip(wanted, taken, strict=True):
+            if isinstance(lease, Exception):
+                raise lease
+            if lease:
+                held.setdefault(room, []).extend(self._concerns[concern])
         slots = asyncio.Semaphore(_CONCURRENT_ROOMS)
-        await asyncio.gather(*(self._tick_room(room, now, slots) for room in rooms))
+        await asyncio.gather(
+            *(self._tick_room(room, handlers, now, slots) for room, handlers in held.items())
+        )
 
-    async def _tick_room(self, room: str, now: int, slots: asyncio.Semaphore) -> None:
+    async def _tick_room(
+        self, room: str, handlers: Sequence[TickHandler], now: int, slots: asyncio.Semaphore
+    ) -> None:
         async with slots:
-            await self._run_handlers(room, now)
-
-    async def _run_handlers(self, room: str, now: int) -> None:
-        for handler in self._handlers:
-            try:
-                await handler(room, now)
-            except Exception:
-                # One concern's failure must not stop the others' ticks for this room.
-                log.exception("tick handler %r failed for room %s", handler, room)
+            for handler in handlers:
+                try:
+                    await handler(room, now)
+                except Exception:
+                    # One concern's failure must not stop the others' ticks for this room.
+                    log.exception("tick handler %r failed for room %s", handler, room)

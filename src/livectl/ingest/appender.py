@@ -96,10 +96,6 @@ class Appender:
         self._flushes: set[asyncio.Task[None]] = set()
         self._last_flush: asyncio.Task[None] | None = None
 
-    async def append(self, room: str, batch: ParsedBatch) -> int:
-        """Store the batch's events; returns how many were duplicates."""
-        return await self.submit(room, batch)
-
     def submit(self, room: str, batch: ParsedBatch) -> asyncio.Future[int]:
         """Queue the batch for the next flush; the future says how many were duplicates.
         Batches are stored in the order they are submitted."""

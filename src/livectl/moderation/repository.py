@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from livectl.moderation.models import ModerationAction, ModerationSettings
+from livectl.store.base import put_row
 
 
 async def get_settings(session: AsyncSession, room_id: str) -> ModerationSettings | None:
@@ -16,17 +16,7 @@ async def get_settings(session: AsyncSession, room_id: str) -> ModerationSetting
 
 
 async def put_settings(session: AsyncSession, settings: ModerationSettings) -> None:
-    values = {
-        "blocked_words": settings.blocked_words,
-        "slow_mode_s": settings.slow_mode_s,
-        "updated_by": settings.updated_by,
-        "updated_at": settings.updated_at,
-    }
-    await session.execute(
-        insert(ModerationSettings)
-        .values(room_id=settings.room_id, **values)
-        .on_conflict_do_update(index_elements=[ModerationSettings.room_id], set_=values)
-    )
+    await put_row(session, settings)
 
 
 async def add_action(session: AsyncSession, action: ModerationAction) -> None:

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from livectl.opinion.models import Alert, RoomWatchlist
+from livectl.store.base import put_row
 
 OPEN_STATUSES = ("open", "acked")
 
@@ -40,13 +40,4 @@ async def get_watchlist(session: AsyncSession, room_id: str) -> RoomWatchlist | 
 
 
 async def put_watchlist(session: AsyncSession, watchlist: RoomWatchlist) -> None:
-    values = {
-        "categories": watchlist.categories,
-        "updated_by": watchlist.updated_by,
-        "updated_at": watchlist.updated_at,
-    }
-    await session.execute(
-        insert(RoomWatchlist)
-        .values(room_id=watchlist.room_id, **values)
-        .on_conflict_do_update(index_elements=[RoomWatchlist.room_id], set_=values)
-    )
+    await put_row(session, watchlist)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from livectl.ranking.models import RankingWeights
+from livectl.store.base import put_row
 
 
 async def get_weights(session: AsyncSession, room_id: str) -> RankingWeights | None:
@@ -13,9 +13,4 @@ async def get_weights(session: AsyncSession, room_id: str) -> RankingWeights | N
 
 
 async def put_weights(session: AsyncSession, row: RankingWeights) -> None:
-    values = {"weights": row.weights, "updated_by": row.updated_by, "updated_at": row.updated_at}
-    await session.execute(
-        insert(RankingWeights)
-        .values(room_id=row.room_id, **values)
-        .on_conflict_do_update(index_elements=[RankingWeights.room_id], set_=values)
-    )
+    await put_row(session, row)
