@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -169,6 +170,18 @@ def stop_processes(processes: Sequence[subprocess.Popen[bytes]]) -> None:
             process.wait()
 
 
+@contextmanager
+def running_stack(stack: Stack) -> Iterator[Stack]:
+    """The stack's gateway and worker, as `livectl` runs them, stopped on the way out."""
+    stack.spawn("api", "api")
+    stack.spawn("worker", "worker")
+    try:
+        wait_ready(stack.base_url, list(stack.processes.values()))
+        yield stack
+    finally:
+        stop_processes(list(stack.processes.values()))
+
+
 @pytest.fixture(scope="session")
 def stack(
     servers: ServiceUrls, database_url: str, tmp_path_factory: pytest.TempPathFactory
@@ -184,14 +197,10 @@ def stack(
         "LIVECTL_PORT": str(port),
         "LIVECTL_DATA_DIR": str(tmp_path_factory.mktemp("data")),
     }
-    running = Stack(f"http://127.0.0.1:{port}", secret, servers.redis_url, database_url, env)
-    running.spawn("api", "api")
-    running.spawn("worker", "worker")
-    try:
-        wait_ready(running.base_url, list(running.processes.values()))
+    with running_stack(
+        Stack(f"http://127.0.0.1:{port}", secret, servers.redis_url, database_url, env)
+    ) as running:
         yield running
-    finally:
-        stop_processes(list(running.processes.values()))
 
 
 @pytest.fixture(scope="session")

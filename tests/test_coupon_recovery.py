@@ -31,9 +31,8 @@ from tests.conftest import (
     Stack,
     create_room,
     free_port,
-    stop_processes,
+    running_stack,
     wait_for,
-    wait_ready,
 )
 from tests.test_coupons import DROP, ledger_rows
 
@@ -99,16 +98,10 @@ def crashable(tmp_path: Path) -> Iterator[CrashableRedis]:
 def own_stack(stack: Stack, crashable: CrashableRedis) -> Iterator[Stack]:
     port = free_port()
     env = stack.env | {"LIVECTL_REDIS_URL": crashable.url, "LIVECTL_PORT": str(port)}
-    running = Stack(
-        f"http://127.0.0.1:{port}", stack.secret, crashable.url, stack.database_url, env
-    )
-    running.spawn("api", "api")
-    running.spawn("worker", "worker")
-    try:
-        wait_ready(running.base_url, list(running.processes.values()))
+    with running_stack(
+        Stack(f"http://127.0.0.1:{port}", stack.secret, crashable.url, stack.database_url, env)
+    ) as running:
         yield running
-    finally:
-        stop_processes(list(running.processes.values()))
 
 
 def fields_restored(client: redis.Redis, drop_key: str) -> bool:

@@ -17,3 +17,30 @@ local function in_chunks(count, call)
   for first = 1, count, 1000 do call(first, math.min(first + 999, count)) end
 end
 """
+
+# fresh_buckets(key, from, prune): the fields "<bucket>:<name>" of a hash of time buckets
+# whose bucket is >= from, as a flat {field, value, ...} list; with prune, the older fields
+# are deleted (a tick's housekeeping). Includes IN_CHUNKS.
+FRESH_BUCKETS = (
+    IN_CHUNKS
+    + """
+local function fresh_buckets(key, from, prune)
+  local fresh = {}
+  local stale = {}
+  local buckets = redis.call('HGETALL', key)
+  for i = 1, #buckets, 2 do
+    local sep = string.find(buckets[i], ':', 1, true)
+    if tonumber(string.sub(buckets[i], 1, sep - 1)) >= from then
+      fresh[#fresh + 1] = buckets[i]
+      fresh[#fresh + 1] = buckets[i + 1]
+    elseif prune then
+      stale[#stale + 1] = buckets[i]
+    end
+  end
+  in_chunks(#stale, function(first, last)
+    redis.call('HDEL', key, unpack(stale, first, last))
+  end)
+  return fresh
+end
+"""
+)

@@ -17,7 +17,7 @@ from redis.asyncio.client import Pipeline
 
 from livectl.auth.tokens import Principal
 from livectl.bus.keys import APPLIED_TTL_MS, RoomKeys
-from livectl.bus.lua import APPLY_ONCE, IN_CHUNKS
+from livectl.bus.lua import APPLY_ONCE, FRESH_BUCKETS
 from livectl.bus.publish import Message
 from livectl.kit import clock, codec
 from livectl.kit.cache import read_through
@@ -47,7 +47,7 @@ return 1
 # ARGV: now ms, bucket s, horizon s, 'tick' or 'read'
 # A tick also notes that the pinned product is being explained now and prunes old buckets.
 _READ = (
-    IN_CHUNKS
+    FRESH_BUCKETS
     + """
 local now = tonumber(ARGV[1])
 local tick = ARGV[4] == 'tick'
@@ -55,21 +55,7 @@ local pinned = redis.call('GET', KEYS[4]) or ''
 if tick and pinned ~= '' then redis.call('HSET', KEYS[3], pinned, now) end
 local width = tonumber(ARGV[2])
 local from = math.floor(now / 1000 / width) - math.floor(tonumber(ARGV[3]) / width)
-local fresh = {}
-local stale = {}
-local buckets = redis.call('HGETALL', KEYS[1])
-for i = 1, #buckets, 2 do
-  local sep = string.find(buckets[i], ':', 1, true)
-  if tonumber(string.sub(buckets[i], 1, sep - 1)) >= from then
-    fresh[#fresh + 1] = buckets[i]
-    fresh[#fresh + 1] = buckets[i + 1]
-  elseif tick then
-    stale[#stale + 1] = buckets[i]
-  end
-end
-in_chunks(#stale, function(first, last)
-  redis.call('HDEL', KEYS[1], unpack(stale, first, last))
-end)
+local fresh = fresh_buckets(KEYS[1], from, tick)
 return {fresh, redis.call('HGETALL', KEYS[2]), redis.call('HGETALL', KEYS[3]), pinned,
         redis.call('GET', KEYS[5]) or '', redis.call('GET', KEYS[6]) or '',
         redis.call('HGET', KEYS[7], 'json') or ''}

@@ -14,7 +14,7 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
 from livectl.bus.keys import APPLIED_TTL_MS, Channel, RoomKeys
-from livectl.bus.lua import APPLY_ONCE, IN_CHUNKS
+from livectl.bus.lua import APPLY_ONCE, FRESH_BUCKETS, IN_CHUNKS
 from livectl.bus.publish import Message
 from livectl.config import Settings
 from livectl.ingest.entries import entry_ms
@@ -84,7 +84,7 @@ return 1
 # the sessions of viewers who vanished, adds the pinned product's exposure since the last
 # tick, prunes old buckets and says when a minute has ended.
 _READ = (
-    IN_CHUNKS
+    FRESH_BUCKETS
     + """
 local now = tonumber(ARGV[1])
 local tick = ARGV[4] == 'tick'
@@ -123,20 +123,11 @@ if tick then
 end
 local from = math.floor(now / 1000) - tonumber(ARGV[3]) + 1
 local sums = {}
-local stale = {}
-local buckets = redis.call('HGETALL', KEYS[2])
-for i = 1, #buckets, 2 do
-  local sep = string.find(buckets[i], ':', 1, true)
-  if tonumber(string.sub(buckets[i], 1, sep - 1)) >= from then
-    local metric = string.sub(buckets[i], sep + 1)
-    sums[metric] = (sums[metric] or 0) + tonumber(buckets[i + 1])
-  elseif tick then
-    stale[#stale + 1] = buckets[i]
-  end
+local fresh = fresh_buckets(KEYS[2], from, tick)
+for i = 1, #fresh, 2 do
+  local metric = string.sub(fresh[i], string.find(fresh[i], ':', 1, true) + 1)
+  sums[metric] = (sums[metric] or 0) + tonumber(fresh[i + 1])
 end
-in_chunks(#stale, function(first, last)
-  redis.call('HDEL', KEYS[2], unpack(stale, first, last))
-end)
 local window = {}
 for metric, n in pairs(sums) do
   window[#window + 1] = metric
