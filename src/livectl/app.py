@@ -27,6 +27,7 @@ from livectl.ranking.endpoints import router as ranking_router
 from livectl.report.endpoints import router as report_router
 from livectl.resources import open_resources
 from livectl.rooms.endpoints import router as rooms_router
+from livectl.rules.endpoints import router as rules_router
 from livectl.sockets import LongLivedSocketsFirst
 from livectl.stats.endpoints import router as stats_router
 
@@ -73,6 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router)
     for router in (opinion_router, moderation_router, report_router):
         app.include_router(router)
+    app.include_router(rules_router)
 
     @app.get("/", include_in_schema=False)
     async def index() -> RedirectResponse:

@@ -23,6 +23,8 @@ from livectl.ranking.service import RankingService
 from livectl.ranking.worker import GROUP as RANKING
 from livectl.ranking.worker import RankingWorker
 from livectl.resources import Resources, open_resources
+from livectl.rules.worker import GROUP as RULES
+from livectl.rules.worker import RulesTick, RulesWorker
 from livectl.stats.service import StatsService
 from livectl.stats.worker import GROUP as STATS
 from livectl.stats.worker import StatsWorker
@@ -38,6 +40,7 @@ CONCERNS: dict[str, Callable[[Resources], Handler]] = {
     COUPON_EVENTS: lambda resources: CouponEvents(resources).handle,
     COUPON_LEDGER: lambda resources: LedgerWriter(resources).handle,
     OPINION: lambda resources: OpinionWorker(resources).handle,
+    RULES: lambda resources: RulesWorker(resources).handle,
 }
 
 # Groups that follow another stream of each room than its events.
@@ -52,6 +55,7 @@ TICKS: dict[str, list[Callable[[Resources], TickHandler]]] = {
     RANKING: [lambda resources: RankingService(resources).tick],
     COUPON_EVENTS: [lambda resources: CouponTicker(resources).tick],
     OPINION: [lambda resources: OpinionTick(resources).tick],
+    RULES: [lambda resources: RulesTick(resources).tick],
 }
 
 # Run for as long as the process runs, until ``stop`` is set, in processes that run the group.

@@ -8,6 +8,7 @@ from livectl.moderation.models import ModerationAction, ModerationSettings
 from livectl.opinion.models import Alert, RoomWatchlist
 from livectl.ranking.models import RankingWeights
 from livectl.rooms.models import Product, Room
+from livectl.rules.models import RuleFiring, RuleSetVersion
 from livectl.stats.models import StatsMinute
 from livectl.store.base import Base
 
@@ -25,6 +26,8 @@ __all__ = [
     "RankingWeights",
     "Room",
     "RoomWatchlist",
+    "RuleFiring",
+    "RuleSetVersion",
     "StatsMinute",
     "metadata",
 ]
