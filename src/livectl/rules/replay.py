@@ -85,13 +85,19 @@ class Replayer:
             events = await archive.room_events(session, room)
         if row.started_at is None:
             raise RoomNotFound(f"room {room!r} never went live: nothing to replay")
-        last = max((event["ts"] for event in events), default=row.started_at)
+        # Up to where the live's clock got: its last step, or a grace before its end.
+        stepped = await self._resources.redis.hget(RoomKeys(room).rules_clock, "until")
+        if stepped is not None:
+            ended = int(stepped)
+        elif row.ended_at is not None:
+            ended = row.ended_at - GRACE_MS
+        else:
+            ended = max((event["ts"] for event in events), default=row.started_at)
         return Recording(
             room=room,
             title=row.title,
             started_ms=row.started_at,
-            # The live's clock ran its last steps a grace before the end (see RulesTick).
-            ended_ms=(row.ended_at - GRACE_MS) if row.ended_at else last,
+            ended_ms=ended,
             products=[
                 ProductIn(
                     id=p.id, name=p.name, aliases=list(p.aliases), price=p.price, stock=p.stock

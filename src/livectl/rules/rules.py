@@ -49,6 +49,7 @@ class Seen:
 
     at_ms: int
     type: str
+    key: str = ""  # the event's own key: events of one instant are each their own
     words: str = ""  # the folded chat text
     product_id: str | None = None
     before: Figures = Figures()
@@ -147,7 +148,7 @@ def _triggered(rule: Rule, started_ms: int, observation: Observation) -> list[tu
     match observation:
         case Seen():
             reason = _event_reason(trigger, observation)
-            return [] if reason is None else [(instant, reason)]
+            return [] if reason is None else [(f"{instant}/{observation.key}", reason)]
         case Step():
             reason = _step_reason(trigger, started_ms, observation)
             return [] if reason is None else [(instant, reason)]

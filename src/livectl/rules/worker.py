@@ -5,7 +5,7 @@ finishes firings a dead worker left claimed."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from livectl.bus.consumer import Entry
@@ -168,6 +168,7 @@ class RulesWorker:
                     Seen(
                         at_ms=at,
                         type=kind,
+                        key=item.key,
                         words=words,
                         product_id=event.get("product_id"),
                         before=Figures(likes, online),
@@ -199,9 +200,7 @@ def _shifted(seen: Seen, base: Figures) -> Seen:
     def plus(figures: Figures) -> Figures:
         return Figures(base.likes + figures.likes, base.online + figures.online)
 
-    return Seen(
-        seen.at_ms, seen.type, seen.words, seen.product_id, plus(seen.before), plus(seen.after)
-    )
+    return replace(seen, before=plus(seen.before), after=plus(seen.after))
 
 
 class RulesTick:
