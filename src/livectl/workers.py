@@ -17,6 +17,9 @@ from livectl.console.worker import ConsoleRelay
 from livectl.coupons.worker import EVENTS_GROUP as COUPON_EVENTS
 from livectl.coupons.worker import LEDGER_GROUP as COUPON_LEDGER
 from livectl.coupons.worker import CouponEvents, CouponReconciler, CouponTicker, LedgerWriter
+from livectl.giveaways.service import GiveawayService
+from livectl.giveaways.worker import GROUP as GIVEAWAYS
+from livectl.giveaways.worker import GiveawayEntries
 from livectl.opinion.worker import GROUP as OPINION
 from livectl.opinion.worker import OpinionTick, OpinionWorker
 from livectl.ranking.service import RankingService
@@ -38,6 +41,7 @@ CONCERNS: dict[str, Callable[[Resources], Handler]] = {
     COUPON_EVENTS: lambda resources: CouponEvents(resources).handle,
     COUPON_LEDGER: lambda resources: LedgerWriter(resources).handle,
     OPINION: lambda resources: OpinionWorker(resources).handle,
+    GIVEAWAYS: lambda resources: GiveawayEntries(resources).handle,
 }
 
 # Groups that follow another stream of each room than its events.
@@ -52,6 +56,7 @@ TICKS: dict[str, list[Callable[[Resources], TickHandler]]] = {
     RANKING: [lambda resources: RankingService(resources).tick],
     COUPON_EVENTS: [lambda resources: CouponTicker(resources).tick],
     OPINION: [lambda resources: OpinionTick(resources).tick],
+    GIVEAWAYS: [lambda resources: GiveawayService(resources).tick],
 }
 
 # Run for as long as the process runs, until ``stop`` is set, in processes that run the group.
