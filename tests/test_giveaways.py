@@ -77,6 +77,12 @@ async def test_keyword_entries_draw_on_time_and_reverify(
     assert started["entrants"] == 0
     assert len(started["commitment"]) == 64
     assert started["seed"] is None
+    snapshot = await open_console(stack, room, role=Role.PLAYER, channel="live")
+    in_snapshot = (await snapshot.next_of("snapshot"))["data"]["giveaways"]
+    assert [(g["id"], g["state"], g["seed"]) for g in in_snapshot] == [
+        (started["id"], "open", None)
+    ]
+    await snapshot.socket.close()
     pushed = (await console.next_of("giveaway"))["data"]
     assert (pushed["id"], pushed["commitment"], pushed["seed"]) == (
         started["id"],

@@ -163,6 +163,19 @@ class GiveawayService:
     async def get(self, room: str, giveaway_id: str) -> GiveawayDetail:
         return (await self._details(room, [await self._row(room, giveaway_id)]))[0]
 
+    async def open_giveaways(self, room: str) -> list[dict[str, Any]]:
+        """The giveaways not yet drawn, public part: for a console or live snapshot."""
+        open_ids = await self._redis.smembers(RoomKeys(room).giveaways_open)
+        if not open_ids:
+            return []
+        async with self._resources.sessionmaker() as session:
+            rows = [await repository.get(session, room, codec.text(g)) for g in sorted(open_ids)]
+        return [
+            _public(view)
+            for view in await self._details(room, [row for row in rows if row is not None])
+            if view.state != "drawn"
+        ]
+
     async def _row(self, room: str, giveaway_id: str) -> Giveaway:
         async with self._resources.sessionmaker() as session:
             row = await repository.get(session, room, giveaway_id)
