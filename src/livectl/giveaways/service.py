@@ -165,16 +165,22 @@ class GiveawayService:
 
     async def open_giveaways(self, room: str) -> list[dict[str, Any]]:
         """The giveaways not yet drawn, public part: for a console or live snapshot."""
-        open_ids = await self._redis.smembers(RoomKeys(room).giveaways_open)
+        open_ids = await self._open_ids(room)
         if not open_ids:
             return []
         async with self._resources.sessionmaker() as session:
-            rows = [await repository.get(session, room, codec.text(g)) for g in sorted(open_ids)]
+            rows = [await repository.get(session, room, giveaway_id) for giveaway_id in open_ids]
         return [
             _public(view)
             for view in await self._details(room, [row for row in rows if row is not None])
             if view.state != "drawn"
         ]
+
+    async def _open_ids(self, room: str) -> list[str]:
+        """The room's giveaways not yet announced as drawn."""
+        return sorted(
+            codec.text(g) for g in await self._redis.smembers(RoomKeys(room).giveaways_open)
+        )
 
     async def _row(self, room: str, giveaway_id: str) -> Giveaway:
         async with self._resources.sessionmaker() as session:
@@ -224,9 +230,7 @@ class GiveawayService:
 
     async def close_room(self, room: str) -> None:
         """A room that ends draws its open giveaways now (its tick stops with the live)."""
-        open_ids = [
-            codec.text(g) for g in await self._redis.smembers(RoomKeys(room).giveaways_open)
-        ]
+        open_ids = await self._open_ids(room)
         if not open_ids:
             return
         now = now_ms()
@@ -243,7 +247,7 @@ class GiveawayService:
     async def tick(self, room: str, now: int) -> None:
         """Once a second per live room: draw what is due, push entry counts that moved."""
         keys = RoomKeys(room)
-        open_ids = sorted(codec.text(g) for g in await self._redis.smembers(keys.giveaways_open))
+        open_ids = await self._open_ids(room)
         if not open_ids:
             return
         async with self._redis.pipeline(transaction=False) as pipe:
@@ -342,7 +346,7 @@ class GiveawayService:
         """Enter the users whose events match an open giveaway, each user once per giveaway
         (a sorted set keeps their earliest entry time: redelivery changes nothing)."""
         keys = RoomKeys(room)
-        open_ids = sorted(codec.text(g) for g in await self._redis.smembers(keys.giveaways_open))
+        open_ids = await self._open_ids(room)
         if not open_ids:
             return
         async with self._redis.pipeline(transaction=False) as pipe:
