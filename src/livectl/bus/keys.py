@@ -82,6 +82,14 @@ class RoomKeys:
     def coupon_outbox(self) -> str:
         return f"{self._prefix}:coupon-outbox"
 
+    def giveaway(self, giveaway: str) -> str:
+        """A giveaway's public terms while open; ``:entrants`` beside it (user ids)."""
+        return f"{self._prefix}:giveaway:{giveaway}"
+
+    @property
+    def giveaways_open(self) -> str:
+        return f"{self._prefix}:giveaways:open"
+
     def viewers(self, audience: str) -> str:
         """Users the room's events flagged ``new`` or ``fans``."""
         return f"{self._prefix}:viewers:{audience}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from livectl.archive.models import ArchivedEvent
 from livectl.coupons.models import CouponClaim, CouponDrop, CouponTemplate
+from livectl.giveaways.models import Giveaway
 from livectl.moderation.models import ModerationAction, ModerationSettings
 from livectl.opinion.models import Alert, RoomWatchlist
 from livectl.ranking.models import RankingWeights
@@ -20,6 +21,7 @@ __all__ = [
     "CouponClaim",
     "CouponDrop",
     "CouponTemplate",
+    "Giveaway",
     "ModerationAction",
     "ModerationSettings",
     "Product",
