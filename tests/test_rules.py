@@ -20,6 +20,7 @@ from tests.conftest import Stack, chat, create_room, open_console, sql_value, un
 from tests.test_coupons import DROP
 
 ANNOUNCE = [{"kind": "announce", "text": "link is up"}]
+GIVEAWAY = {"title": "福袋", "prize": "口红", "winners": 1, "entry": "comment", "duration_s": 60}
 
 
 def rule(rule_id: str, trigger: dict[str, Any], **fields: Any) -> dict[str, Any]:
@@ -196,6 +197,7 @@ async def test_a_firing_claimed_by_a_worker_that_died_is_finished_once(
                     "trigger": {"kind": "likes", "above": 100},
                     "actions": [
                         {"kind": "drop_coupon", "template_id": template},
+                        {"kind": "start_giveaway", "giveaway": GIVEAWAY},
                         {"kind": "alert", "title": "coupon dropped"},
                     ],
                 }
@@ -242,7 +244,9 @@ async def test_a_firing_claimed_by_a_worker_that_died_is_finished_once(
     alerts = (await admin.get(f"/v1/rooms/{room}/alerts")).json()
     assert [a["title"] for a in alerts] == ["coupon dropped"]
     (recorded,) = await firings(admin, room)
-    assert [r["kind"] for r in recorded["results"]] == ["drop_coupon", "alert"]
+    assert [r["kind"] for r in recorded["results"]] == ["drop_coupon", "start_giveaway", "alert"]
+    giveaways = (await admin.get(f"/v1/rooms/{room}/giveaways")).json()
+    assert [g["id"] for g in giveaways] == [recorded["results"][1]["giveaway_id"]]
     assert recorded["results"][0]["drop_id"] == drops[0]["id"]
     assert await redis.hlen(RoomKeys(room).rules_pending) == 0
 

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from livectl.giveaways.schemas import GiveawaySpec
 from livectl.kit.ids import Identifier
 from livectl.kit.text import fold
 from livectl.opinion.bursts import Level
@@ -219,7 +220,17 @@ class RaiseAlert(BaseModel):
     title: Annotated[str, StringConstraints(min_length=1, max_length=200)]
 
 
-Action = Annotated[DropCoupon | PinProduct | Announce | RaiseAlert, Field(discriminator="kind")]
+class StartGiveaway(BaseModel):
+    """Start a giveaway (福袋) on these terms; one per firing however often it is retried."""
+
+    model_config = _STRICT
+    kind: Literal["start_giveaway"]
+    giveaway: GiveawaySpec
+
+
+Action = Annotated[
+    DropCoupon | PinProduct | Announce | RaiseAlert | StartGiveaway, Field(discriminator="kind")
+]
 
 
 class Rule(BaseModel):

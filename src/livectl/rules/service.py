@@ -20,6 +20,7 @@ from livectl.coupons import repository as coupon_repository
 from livectl.coupons.schemas import DropFromTemplate
 from livectl.coupons.service import CouponService
 from livectl.errors import InvalidJson, InvalidRules, LivectlError, RoomNotFound
+from livectl.giveaways.service import GiveawayService
 from livectl.kit import codec
 from livectl.kit.cache import read_through
 from livectl.kit.clock import now_ms
@@ -42,6 +43,7 @@ from livectl.rules.schemas import (
     RaiseAlert,
     RuleSetIn,
     RuleSetOut,
+    StartGiveaway,
 )
 from livectl.store.engine import Transaction, transaction
 
@@ -369,6 +371,11 @@ class FiringService:
             case PinProduct(product_id=product):
                 await RoomService(self._resources).pin(room, product)
                 return result | {"product_id": product}
+            case StartGiveaway(giveaway=spec):
+                giveaway = await GiveawayService(self._resources).start(
+                    room, spec, RULES_ACTOR.sub, key=f"{firing}:{index}"
+                )
+                return result | {"giveaway_id": giveaway.id}
             case Announce(text=text):
                 message = Message("announcement", {"text": text, "firing_id": firing})
                 for channel in (Channel.CONSOLE, Channel.LIVE):
