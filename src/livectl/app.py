@@ -18,6 +18,7 @@ from livectl.coupons.batcher import ClaimBatcher
 from livectl.coupons.claims import CouponScripts
 from livectl.coupons.endpoints import router as coupons_router
 from livectl.errors import install_error_handlers
+from livectl.giveaways.endpoints import router as giveaways_router
 from livectl.health import router as health_router
 from livectl.ingest.endpoints import router as ingest_router
 from livectl.ingest.service import IngestService
@@ -27,6 +28,7 @@ from livectl.ranking.endpoints import router as ranking_router
 from livectl.report.endpoints import router as report_router
 from livectl.resources import open_resources
 from livectl.rooms.endpoints import router as rooms_router
+from livectl.rules.endpoints import router as rules_router
 from livectl.sockets import LongLivedSocketsFirst
 from livectl.stats.endpoints import router as stats_router
 
@@ -73,6 +75,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router)
     for router in (opinion_router, moderation_router, report_router):
         app.include_router(router)
+    app.include_router(rules_router)
+    app.include_router(giveaways_router)
 
     @app.get("/", include_in_schema=False)
     async def index() -> RedirectResponse:

@@ -187,6 +187,30 @@ def tail(
         asyncio.run(follow(url or settings.base_url, room, credential, raw=raw))
 
 
+@app.command()
+def replay(
+    room: Annotated[str, typer.Argument(help="the recorded room")],
+    speed: Annotated[
+        float, typer.Option(min=0.1, max=1000, help="how many times faster than live")
+    ] = 10.0,
+    rules: Annotated[
+        Path | None, typer.Option(help="a rule set JSON file (default: the room's own rules)")
+    ] = None,
+    log_level: LogLevel = "warning",
+) -> None:
+    """Replay a recorded room's events into a scratch room at N x speed, its rules in dry run,
+    and print which rules would fire, when and why (needs running workers: `livectl up`)."""
+    from livectl.errors import LivectlError
+    from livectl.rules.replay import run_replay
+
+    _logging(log_level)
+    try:
+        asyncio.run(run_replay(Settings(), room, speed, rules.read_bytes() if rules else None))
+    except LivectlError as exc:
+        typer.echo(f"{exc.code}: {exc.detail}", err=True)
+        raise typer.Exit(1) from exc
+
+
 @app.command(hidden=True)
 def demo(
     url: Annotated[str | None, typer.Option()] = None,

@@ -120,6 +120,11 @@ class ValidationFailed(LivectlError):
     code = "validation_error"
 
 
+class InvalidRules(LivectlError):
+    status = 422
+    code = "invalid_rules"
+
+
 class ServiceUnavailable(LivectlError):
     status = 503
     code = "unavailable"

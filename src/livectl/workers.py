@@ -17,12 +17,17 @@ from livectl.console.worker import ConsoleRelay
 from livectl.coupons.worker import EVENTS_GROUP as COUPON_EVENTS
 from livectl.coupons.worker import LEDGER_GROUP as COUPON_LEDGER
 from livectl.coupons.worker import CouponEvents, CouponReconciler, CouponTicker, LedgerWriter
+from livectl.giveaways.service import GiveawayService
+from livectl.giveaways.worker import GROUP as GIVEAWAYS
+from livectl.giveaways.worker import GiveawayEntries
 from livectl.opinion.worker import GROUP as OPINION
 from livectl.opinion.worker import OpinionTick, OpinionWorker
 from livectl.ranking.service import RankingService
 from livectl.ranking.worker import GROUP as RANKING
 from livectl.ranking.worker import RankingWorker
 from livectl.resources import Resources, open_resources
+from livectl.rules.worker import GROUP as RULES
+from livectl.rules.worker import RulesTick, RulesWorker
 from livectl.stats.service import StatsService
 from livectl.stats.worker import GROUP as STATS
 from livectl.stats.worker import StatsWorker
@@ -38,6 +43,8 @@ CONCERNS: dict[str, Callable[[Resources], Handler]] = {
     COUPON_EVENTS: lambda resources: CouponEvents(resources).handle,
     COUPON_LEDGER: lambda resources: LedgerWriter(resources).handle,
     OPINION: lambda resources: OpinionWorker(resources).handle,
+    RULES: lambda resources: RulesWorker(resources).handle,
+    GIVEAWAYS: lambda resources: GiveawayEntries(resources).handle,
 }
 
 # Groups that follow another stream of each room than its events.
@@ -52,6 +59,8 @@ TICKS: dict[str, list[Callable[[Resources], TickHandler]]] = {
     RANKING: [lambda resources: RankingService(resources).tick],
     COUPON_EVENTS: [lambda resources: CouponTicker(resources).tick],
     OPINION: [lambda resources: OpinionTick(resources).tick],
+    RULES: [lambda resources: RulesTick(resources).tick],
+    GIVEAWAYS: [lambda resources: GiveawayService(resources).tick],
 }
 
 # Run for as long as the process runs, until ``stop`` is set, in processes that run the group.

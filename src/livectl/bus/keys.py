@@ -82,6 +82,14 @@ class RoomKeys:
     def coupon_outbox(self) -> str:
         return f"{self._prefix}:coupon-outbox"
 
+    def giveaway(self, giveaway: str) -> str:
+        """A giveaway's public terms while open; ``:entrants`` beside it (user ids)."""
+        return f"{self._prefix}:giveaway:{giveaway}"
+
+    @property
+    def giveaways_open(self) -> str:
+        return f"{self._prefix}:giveaways:open"
+
     def viewers(self, audience: str) -> str:
         """Users the room's events flagged ``new`` or ``fans``."""
         return f"{self._prefix}:viewers:{audience}"
@@ -198,6 +206,40 @@ class RoomKeys:
 
     def senders(self, text_hash: str) -> str:
         return f"{self._prefix}:wave:{text_hash}"
+
+    # Rules: the rule set in force (a copy of the record), the running figures and 5 s
+    # comment buckets counted from the events, the room clock, and the firings claimed.
+    @property
+    def rules(self) -> str:
+        return f"{self._prefix}:rules"
+
+    @property
+    def rules_figures(self) -> str:
+        return f"{self._prefix}:rules:figures"
+
+    @property
+    def rules_buckets(self) -> str:
+        return f"{self._prefix}:rules:buckets"
+
+    def rules_applied(self, entry_id: str) -> str:
+        """The figures just before an entry was applied, kept for its redeliveries."""
+        return f"{self._prefix}:rules:entry:{entry_id}"
+
+    @property
+    def rules_clock(self) -> str:
+        return f"{self._prefix}:rules:clock"
+
+    @property
+    def rules_claimed(self) -> str:
+        return f"{self._prefix}:rules:claimed"
+
+    @property
+    def rules_counts(self) -> str:
+        return f"{self._prefix}:rules:counts"
+
+    @property
+    def rules_pending(self) -> str:
+        return f"{self._prefix}:rules:pending"
 
     def channel(self, channel: Channel) -> str:
         return f"{self._prefix}:{channel.value}"

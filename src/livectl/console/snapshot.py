@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from livectl.coupons.service import CouponService
+from livectl.giveaways.service import GiveawayService
 from livectl.kit.clock import now_ms
 from livectl.opinion.service import AlertService
 from livectl.ranking.service import RankingService
@@ -25,6 +26,7 @@ async def console_snapshot(resources: Resources, room: str) -> dict[str, Any]:
         "pinned": state.room.pinned_product_id,
         "stats": await StatsService(resources).current(room, now),
         "coupons": await CouponService(resources).live_coupons(room),
+        "giveaways": await GiveawayService(resources).open_giveaways(room),
         "alerts": [
             a.model_dump() for a in await AlertService(resources).alerts(room, "active", 50)
         ],
@@ -42,4 +44,5 @@ async def live_snapshot(resources: Resources, room: str) -> dict[str, Any]:
         else None,
         "stats": viewer_safe(await StatsService(resources).current(room, now_ms())),
         "coupons": await CouponService(resources).live_coupons(room),
+        "giveaways": await GiveawayService(resources).open_giveaways(room),
     }

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from livectl.coupons.schemas import ClaimOut, DropFigures, EndReason
 from livectl.errors import (
@@ -29,6 +29,17 @@ _REFUSALS: dict[str, tuple[type[LivectlError], str]] = {
     "not_eligible": (NotEligible, "this drop is for another audience"),
     "key_reused": (IdempotencyKeyReused, "this idempotency_key was used by another user"),
 }
+
+
+def viewer_flags(event: Mapping[str, Any]) -> set[str]:
+    """The audiences (``new``, ``fans``) one event puts its user in: a follow makes a fan."""
+    user = event["user"]
+    flags = set()
+    if user.get("new"):
+        flags.add("new")
+    if user.get("fan") or event["type"] == "follow":
+        flags.add("fans")
+    return flags
 
 
 def drop_view(drop_id: str, fields: Mapping[str, str], now: int) -> DropFigures:

@@ -19,6 +19,7 @@ from livectl.coupons.rules import (
     parse_claims,
     parse_redemption,
     redemption_discount,
+    viewer_flags,
 )
 from livectl.coupons.service import CouponService
 from livectl.ingest.entries import entry_ms, unpack_entry
@@ -54,11 +55,8 @@ class CouponEvents:
         for entry in entries:
             for item in unpack_entry(entry.id, entry.fields):
                 event = item.event
-                user = event["user"]
-                if user.get("new"):
-                    flags["new"].add(user["id"])
-                if user.get("fan") or event["type"] == "follow":
-                    flags["fans"].add(user["id"])
+                for audience in viewer_flags(event):
+                    flags[audience].add(event["user"]["id"])
                 if event["type"] == "order" and event["order"].get("coupon_code"):
                     orders.append(event)
         await self._scripts.flag_viewers(room, flags)

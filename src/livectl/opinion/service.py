@@ -52,6 +52,24 @@ class AlertService:
         samples: list[dict[str, Any]],
         figures: dict[str, Any],
     ) -> AlertOut:
+        async with transaction(self._resources.sessionmaker) as tx:
+            return await self.add_alert(
+                tx, room, kind=kind, level=level, title=title, samples=samples, figures=figures
+            )
+
+    async def add_alert(
+        self,
+        tx: Transaction,
+        room: str,
+        *,
+        kind: str,
+        level: Level,
+        title: str,
+        samples: list[dict[str, Any]],
+        figures: dict[str, Any],
+    ) -> AlertOut:
+        """Raise an alert within the caller's transaction (a rule's firing marks its action
+        done in the same one), announced once it commits."""
         alert = Alert(
             id=f"al_{secrets.token_hex(8)}",
             room_id=room,
@@ -63,9 +81,8 @@ class AlertService:
             status="open",
             created_at=now_ms(),
         )
-        async with transaction(self._resources.sessionmaker) as tx:
-            await repository.add_alert(tx.session, alert)
-            self._announce_after(tx, room, alert)
+        await repository.add_alert(tx.session, alert)
+        self._announce_after(tx, room, alert)
         return alert_out(alert)
 
     async def alerts(self, room: str, status: AlertFilter, limit: int) -> list[AlertOut]:

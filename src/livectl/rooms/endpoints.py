@@ -6,6 +6,7 @@ from fastapi import APIRouter, Body, Query
 
 from livectl.auth.dependencies import Assistant, Controller, Host, Player
 from livectl.coupons.service import CouponService
+from livectl.giveaways.service import GiveawayService
 from livectl.kit.clock import now_ms
 from livectl.kit.ids import ProductIdPath, RoomIdPath
 from livectl.ranking.service import RankingService
@@ -50,9 +51,10 @@ async def start_room(room: RoomIdPath, _: Controller, deps: Deps) -> RoomOut:
 @router.post("/{room}/end")
 async def end_room(room: RoomIdPath, _: Controller, deps: Deps) -> RoomOut:
     """End the live (idempotent; 409 room_not_live before it started); its coupon drops end
-    with it."""
+    with it and its open giveaways are drawn."""
     ended = await _transition(deps, room, "end")
     await CouponService(deps).close_room(room)
+    await GiveawayService(deps).close_room(room)
     # At the end's own time: ending again later rewrites that minute, never adds one.
     await StatsService(deps).roll_up_last_minute(room, ended.ended_at or now_ms())
     return ended
