@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from fastapi.responses import RedirectResponse
 
 from livectl import __version__
 from livectl.auth.endpoints import router as tokens_router
@@ -28,6 +27,7 @@ from livectl.resources import open_resources
 from livectl.rooms.endpoints import router as rooms_router
 from livectl.sockets import LongLivedSocketsFirst
 from livectl.stats.endpoints import router as stats_router
+from livectl.web.pages import mount_pages
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -72,9 +72,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router)
     for router in (opinion_router, moderation_router):
         app.include_router(router)
-
-    @app.get("/", include_in_schema=False)
-    async def index() -> RedirectResponse:
-        return RedirectResponse("/docs")
-
+    mount_pages(app)
     return app
