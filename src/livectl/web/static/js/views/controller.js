@@ -82,7 +82,7 @@ function tokensPanel(room) {
   const rooms = el("input", { value: room || "", placeholder: t("signin.rooms"),
     id: "token-rooms" });
   const ttl = el("input", { type: "number", value: 43200, min: 60, id: "token-ttl" });
-  const issue = el("button", { type: "submit" }, t("ctl.issue"));
+  const issue = el("button", { type: "submit", id: "token-issue" }, t("ctl.issue"));
   const result = el("div", { class: "token-result", id: "token-result" });
   const form = el("form", { class: "inline" }, sub, role, rooms, ttl, issue);
   form.addEventListener("submit", (event) => {
@@ -116,7 +116,7 @@ async function roomPanels(room) {
   blocked.value = moderation.blocked_words.join("\n");
   const slow = el("input", { type: "number", min: 0, value: moderation.slow_mode_s,
     id: "slow-mode" });
-  const saveModeration = el("button", { type: "button", onclick: (e) => act(e.target, () =>
+  const saveModeration = el("button", { type: "button", id: "save-moderation", onclick: (e) => act(e.target, () =>
     api("PUT", path("/moderation"), {
       blocked_words: blocked.value.split("\n").map((w) => w.trim()).filter(Boolean),
       slow_mode_s: Number(slow.value),
