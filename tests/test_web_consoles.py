@@ -14,16 +14,24 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
+from playwright.async_api import (
+    Browser,
+    BrowserContext,
+    Page,
+    ViewportSize,
+    async_playwright,
+    expect,
+)
 
 from livectl.auth.tokens import Role
 from loadtest.browser import CHROMIUM, launch_chromium
 from tests.conftest import Stack, chat, free_port, wait_for
-from tests.test_opinion import COMPLAINTS, send
+from tests.test_bursts import COMPLAINTS
+from tests.test_opinion import send
 
 SCREENSHOTS = Path(__file__).parent.parent / "docs" / "screenshots"
-LAPTOP = {"width": 1280, "height": 800}
-TABLET = {"width": 1024, "height": 768}
+LAPTOP = ViewportSize(width=1280, height=800)
+TABLET = ViewportSize(width=1024, height=768)
 TEMPLATE = {
     "title": "直播间专享",
     "kind": "amount_off",
@@ -200,9 +208,7 @@ async def test_pin_in_the_console_and_the_host_view_follows(
         await expect(host.locator("#conn")).to_have_attribute("data-state", "live")
         await expect(host.locator("#host-now")).to_have_text("—")
         await console.click('[data-product="sku-2"] button.pin')
-        await expect(console.locator('[data-product="sku-2"]')).to_have_class(
-            "product pinned"
-        )
+        await expect(console.locator('[data-product="sku-2"]')).to_have_class("product pinned")
         await expect(host.locator("#host-now .host-name")).to_have_text("小黑瓶精华")
         # A host may pin too, but sold-out is for assistants and up.
         await expect(host.locator("button.soldout")).to_have_count(0)
@@ -327,7 +333,9 @@ async def test_a_cut_connection_resumes_without_losing_or_repeating_a_message(
     port = int(stack.base_url.rsplit(":", 1)[1])
     async with CuttableProxy(port) as proxy:
         base = f"http://127.0.0.1:{proxy.port}"
-        page = await signed_in(context, base, stack.token(Role.ASSISTANT, [room]), f"console/{room}")
+        page = await signed_in(
+            context, base, stack.token(Role.ASSISTANT, [room]), f"console/{room}"
+        )
         await expect(page.locator("#conn")).to_have_attribute("data-state", "live")
 
         def batch(label: str) -> list[dict[str, Any]]:
@@ -340,9 +348,7 @@ async def test_a_cut_connection_resumes_without_losing_or_repeating_a_message(
         await expect(page.locator("#conn")).to_have_attribute("data-state", "reconnecting")
         await send(stack, room, batch("during"))
         proxy.refusing = False
-        await expect(page.locator("#conn")).to_have_attribute(
-            "data-state", "live", timeout=20_000
-        )
+        await expect(page.locator("#conn")).to_have_attribute("data-state", "live", timeout=20_000)
         await send(stack, room, batch("after"))
         await expect(page.locator(".chat-row")).to_have_count(60)
         expected = [f"{label}-{n}" for label in ("before", "during", "after") for n in range(20)]

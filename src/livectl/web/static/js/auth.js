@@ -12,11 +12,14 @@ const PERMISSIONS_ADDED = {
   admin: ["perm.tokens", "perm.ingest"],
 };
 
+// A link is `/#token=...`, optionally `&to=/console/ROOM` to open on a view.
 export function takeTokenFromLink() {
-  const match = location.hash.match(/^#token=([^&]+)/);
-  if (!match) return;
-  sessionStorage.setItem(TOKEN_KEY, decodeURIComponent(match[1]));
-  history.replaceState(null, "", location.pathname + location.search + "#/");
+  if (!location.hash.startsWith("#token=")) return;
+  const link = new URLSearchParams(location.hash.slice(1));
+  sessionStorage.setItem(TOKEN_KEY, link.get("token"));
+  const to = link.get("to") || "";
+  const route = /^\/\w+(\/[^/]+)?$/.test(to) ? to : "/";
+  history.replaceState(null, "", `${location.pathname}${location.search}#${route}`);
 }
 
 export function storeToken(token) {
