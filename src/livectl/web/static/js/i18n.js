@@ -352,3 +352,24 @@ export function t(key, vars = {}) {
   const text = dictionaries[language()][key] ?? zh[key] ?? key;
   return text.replace(/\{(\w+)\}/g, (_, name) => String(vars[name] ?? ""));
 }
+
+// The ranking's reasons come from the server in plain English words (API.md, "Product
+// ranking"); in Chinese they are recognised by pattern, and an unknown one is shown as sent.
+const ZH_REASONS = [
+  [/^(\d+) mentions? in the last minute$/, "近1分钟被提及 $1 次"],
+  [/^(\d+) asking for the link, price or stock$/, "$1 人在问链接、价格或库存"],
+  [/^(\d+) orders? in the last minute$/, "近1分钟 $1 单"],
+  [/^cart rate (\d+)%$/, "加购率 $1%"],
+  [/^mentions rising \((\d+) -> (\d+)\/min\)$/, "提及上升（$1 → $2 次/分钟）"],
+  [/^only (\d+) left$/, "仅剩 $1 件"],
+  [/^explained (\d+) s ago$/, "$1 秒前讲解过"],
+  [/^explained (\d+) min ago$/, "$1 分钟前讲解过"],
+  [/^pinned now$/, "正在讲解"],
+  [/^sold out$/, "已售罄"],
+];
+
+export function reason(text) {
+  if (language() !== "zh-CN") return text;
+  const found = ZH_REASONS.find(([pattern]) => pattern.test(text));
+  return found ? text.replace(found[0], found[1]) : text;
+}

@@ -3,7 +3,7 @@ import { api, roomPath } from "../api.js";
 import { atLeast } from "../auth.js";
 import { StatTile } from "../charts.js";
 import { ChatList } from "../chat.js";
-import { t } from "../i18n.js";
+import { reason, t } from "../i18n.js";
 import { secondsLeft } from "../state.js";
 import { act, count, el, money, panel, percent, showError } from "../ui.js";
 import { follow } from "./live.js";
@@ -73,7 +73,7 @@ export function renderConsole(main, ctx) {
         state.recommended === p.id && el("span", { class: "badge next" },
           t("products.recommended")),
         p.sold_out && el("span", { class: "badge out" }, t("products.isSoldOut"))),
-      el("div", { class: "reasons" }, (p.reasons || []).join(" · ")),
+      el("div", { class: "reasons" }, (p.reasons || []).map(reason).join(" · ")),
       el("div", { class: "product-actions" },
         pinned
           ? el("button", { type: "button", class: "unpin",
