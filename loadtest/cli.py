@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from loadtest import bench, ceiling, claims, opinion, report, stats_lag
+from loadtest import bench, ceiling, claims, console_ui, opinion, report, stats_lag
 from loadtest.bench import INGEST_KINDS, Bench, IngestFigure, LatencyFigure, MemoryFigure, Profile
 from loadtest.load import Window
 from loadtest.pool import ClientPool
@@ -58,7 +58,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         prog="python -m loadtest",
         description="Measure livectl on this machine: Redis ceiling, ingest events/s, "
         "chat-to-console latency and memory per console socket. "
-        "`python -m loadtest stats-lag --help`: stats and ranking workers' lag under load.",
+        "`python -m loadtest stats-lag --help`: stats and ranking workers' lag under load; "
+        "`python -m loadtest console-ui --help`: the assistant console's smoothness.",
     )
     parser.add_argument("--quick", action="store_true", help="a ~1 minute smoke run")
     parser.add_argument("--redis-url", help="use this Redis (default: an embedded one)")
@@ -85,6 +86,8 @@ def main(argv: list[str] | None = None) -> int:
         return claims.main(argv[1:])
     if argv[:1] == ["opinion"]:
         return opinion.main(argv[1:])
+    if argv[:1] == ["console-ui"]:
+        return console_ui.main(argv[1:])
     args = parse_args(argv)
     log_progress()
     profile = QUICK if args.quick else FULL

@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from fastapi.responses import RedirectResponse
 
 from livectl import __version__
 from livectl.auth.endpoints import router as tokens_router
@@ -31,6 +30,7 @@ from livectl.rooms.endpoints import router as rooms_router
 from livectl.rules.endpoints import router as rules_router
 from livectl.sockets import LongLivedSocketsFirst
 from livectl.stats.endpoints import router as stats_router
+from livectl.web.pages import mount_pages
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -77,9 +77,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router)
     app.include_router(rules_router)
     app.include_router(giveaways_router)
-
-    @app.get("/", include_in_schema=False)
-    async def index() -> RedirectResponse:
-        return RedirectResponse("/docs")
-
+    mount_pages(app)
     return app

@@ -135,14 +135,17 @@ class Stack:
             rooms=[ALL_ROOMS],
             ttl_s=12 * 3600,
         )
+        demo = any(child.name == "demo" for child in self._children)
+        sign_in = f"{base}/#token={admin}" + ("&to=/console/demo" if demo else "")
         lines = [
             "",
             "livectl is up",
+            f"  Consoles       {sign_in}",
             f"  API and docs   {base}/docs",
             f"  Console stream {base.replace('http', 'ws', 1)}/v1/rooms/ROOM/console?token=TOKEN",
             f"  Admin token    {admin}",
         ]
-        if any(child.name == "demo" for child in self._children):
+        if demo:
             lines.append("  Demo room      watch it live with:  livectl tail demo")
         lines += [f"  Data           {self._settings.data_dir}", "Stop with Ctrl-C.", ""]
         print("\n".join(lines), flush=True)

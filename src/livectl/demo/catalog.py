@@ -125,3 +125,23 @@ DEMO_ROOM = DemoRoom(
     currency="CNY",
     products=DEMO_PRODUCTS,
 )
+
+# Coupon terms the demo room keeps as templates, so an assistant can drop one with one click.
+DEMO_COUPON_TEMPLATES: tuple[dict[str, object], ...] = (
+    {
+        "title": "满99减10",
+        "kind": "amount_off",
+        "value": 1000,
+        "min_spend": 9900,
+        "quantity": 200,
+        "duration_s": 90,
+    },
+    {
+        "title": "限时9折",
+        "kind": "percent_off",
+        "value": 10,
+        "min_spend": 0,
+        "quantity": 100,
+        "duration_s": 60,
+    },
+)

@@ -9,7 +9,8 @@ import logging
 import httpx
 
 from livectl.auth.tokens import Role, issue_token
-from livectl.demo.catalog import DEMO_ROOM
+from livectl.demo.catalog import DEMO_COUPON_TEMPLATES, DEMO_ROOM
+from livectl.demo.grabber import grab_coupons
 from livectl.demo.simulator import run_simulator
 
 log = logging.getLogger("livectl.demo")
@@ -28,6 +29,8 @@ async def prepare_room(client: httpx.AsyncClient) -> None:
         (
             await client.put(f"/v1/rooms/{room}/products", json=DEMO_ROOM.products_to_api())
         ).raise_for_status()
+        for terms in DEMO_COUPON_TEMPLATES:
+            (await client.post(f"/v1/rooms/{room}/coupon-templates", json=terms)).raise_for_status()
     started = await client.post(f"/v1/rooms/{room}/start")
     if started.status_code == 409:
         log.warning(
@@ -66,5 +69,11 @@ async def run_demo(base_url: str, secret: str, *, rate: float, stop: asyncio.Eve
     ingest = issue_token(
         secret, sub="livectl-demo", role=Role.INGEST, rooms=[DEMO_ROOM.id], ttl_s=_TOKEN_TTL_S
     )
+    player = issue_token(
+        secret, sub="livectl-demo", role=Role.PLAYER, rooms=[DEMO_ROOM.id], ttl_s=_TOKEN_TTL_S
+    )
     log.info("simulating the demo room at %.0f events/s", rate)
-    await run_simulator(base_url, DEMO_ROOM.id, ingest, rate=rate, stop=stop)
+    await asyncio.gather(
+        run_simulator(base_url, DEMO_ROOM.id, ingest, rate=rate, stop=stop),
+        grab_coupons(base_url, DEMO_ROOM.id, player, stop=stop),
+    )

@@ -33,13 +33,13 @@ REJECTIONS_LOGGED_PER_FRAME = 5
 _WS_SCHEMES = {"http": "ws", "https": "wss", "ws": "ws", "wss": "wss"}
 
 
-def ingest_url(base_url: str, room: str, token: str) -> str:
-    """`WS {base_url with ws scheme}/v1/rooms/{room}/ingest?token=...`."""
+def room_socket_url(base_url: str, room: str, channel: str, token: str) -> str:
+    """`WS {base_url with ws scheme}/v1/rooms/{room}/{channel}?token=...`."""
     parts = urlsplit(base_url)
     scheme = _WS_SCHEMES.get(parts.scheme)
     if scheme is None or not parts.netloc:
         raise ValueError(f"not an http(s) or ws(s) base URL: {base_url!r}")
-    path = f"{parts.path.rstrip('/')}/v1/rooms/{quote(room, safe='')}/ingest"
+    path = f"{parts.path.rstrip('/')}/v1/rooms/{quote(room, safe='')}/{channel}"
     return urlunsplit((scheme, parts.netloc, path, urlencode({"token": token}), ""))
 
 
@@ -61,7 +61,7 @@ async def run_simulator(
     if stop.is_set():
         return
     model = TrafficModel(DEMO_ROOM.products, rate=rate, seed=seed, run_id=uuid.uuid4().hex[:12])
-    sender = _Sender(ingest_url(base_url, room, token), room, model)
+    sender = _Sender(room_socket_url(base_url, room, "ingest", token), room, model)
     sending = asyncio.create_task(sender.run(), name="livectl-demo-traffic")
     stopping = asyncio.create_task(stop.wait(), name="livectl-demo-stop")
     try:

@@ -1,0 +1,49 @@
+// Stat tiles with small time charts (uPlot, vendored). A stats message comes once a second;
+// each tile keeps the last POINTS of its figure and redraws in place.
+import uPlot from "../vendor/uPlot.esm.js";
+import { el } from "./ui.js";
+
+const POINTS = 300; // five minutes at one stats message a second
+
+export function lineChart(container, { width, height, series, xs, ys, axes = false }) {
+  const options = {
+    width,
+    height,
+    legend: { show: false },
+    cursor: { show: axes },
+    scales: { x: { time: true } },
+    axes: axes ? [{}, { size: 60 }] : [{ show: false }, { show: false }],
+    series: [{}, ...series.map((label) => ({ label, stroke: "#e4572e", width: 1.5 }))],
+  };
+  return new uPlot(options, [xs, ...ys], container);
+}
+
+export class StatTile {
+  constructor(label, format) {
+    this.format = format;
+    this.xs = [];
+    this.ys = [];
+    this.value = el("div", { class: "tile-value" }, "—");
+    this.chartBox = el("div", { class: "tile-chart" });
+    this.root = el("div", { class: "tile" }, el("div", { class: "tile-label" }, label),
+      this.value, this.chartBox);
+    this.chart = null;
+  }
+
+  push(ts, value) {
+    this.value.textContent = this.format(value);
+    this.xs.push(ts / 1000);
+    this.ys.push(value);
+    if (this.xs.length > POINTS) {
+      this.xs.shift();
+      this.ys.shift();
+    }
+    if (this.chart === null) {
+      this.chart = lineChart(this.chartBox, {
+        width: 180, height: 40, series: [""], xs: this.xs, ys: [this.ys],
+      });
+    } else {
+      this.chart.setData([this.xs, this.ys]);
+    }
+  }
+}
