@@ -16,10 +16,16 @@ from livectl.kit.codec import JSONBytesResponse
 class LivectlError(Exception):
     status: ClassVar[int] = 400
     code: ClassVar[str] = "bad_request"
+    # On a socket, an error with a close code ends the connection (after the answers before
+    # it); without one, the socket answers the error and reads on.
+    close_code: ClassVar[int | None] = None
 
     def __init__(self, detail: str = "") -> None:
         super().__init__(detail or self.code)
         self.detail = detail or self.code.replace("_", " ")
+
+    def headers(self) -> dict[str, str] | None:
+        return None
 
 
 class Unauthorized(LivectlError):
@@ -120,6 +126,27 @@ class ValidationFailed(LivectlError):
     code = "validation_error"
 
 
+class RateLimited(LivectlError):
+    """Past a limit against abuse (docs/api.md, "Limits"): wait ``retry_after_s`` and retry."""
+
+    status = 429
+    code = "rate_limited"
+    close_code = 4029
+
+    def __init__(self, detail: str = "", retry_after_s: int = 1) -> None:
+        super().__init__(detail)
+        self.retry_after_s = retry_after_s
+
+    def headers(self) -> dict[str, str] | None:
+        return {"Retry-After": str(self.retry_after_s)}
+
+
+class OriginNotAllowed(LivectlError):
+    status = 403
+    code = "origin_not_allowed"
+    close_code = 4003
+
+
 class ServiceUnavailable(LivectlError):
     status = 503
     code = "unavailable"
@@ -157,7 +184,9 @@ def describe_validation_errors(errors: Any) -> str:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(LivectlError)
     async def _livectl_error(_: Request, exc: LivectlError) -> JSONBytesResponse:
-        return JSONBytesResponse(error_body(exc.code, exc.detail), status_code=exc.status)
+        return JSONBytesResponse(
+            error_body(exc.code, exc.detail), status_code=exc.status, headers=exc.headers()
+        )
 
     @app.exception_handler(RedisError)
     async def _redis_error(_: Request, exc: RedisError) -> JSONBytesResponse:
