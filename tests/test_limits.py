@@ -136,8 +136,12 @@ async def test_claims_past_a_viewers_attempts_per_second_get_429(
         assert [a.status_code for a in answers] == [201, 201, 429]
         assert answers[2].json()["error"] == "rate_limited"
         assert answers[2].headers["retry-after"] == "1"
-        # Other viewers are decided as usual.
+        # Other viewers are decided as usual, and retries of one idempotency key count once.
         assert (await player.post(path, json={"user_id": "calm"})).status_code == 201
+        retry = {"user_id": "patient", "idempotency_key": "k-1"}
+        retries = await asyncio.gather(*(player.post(path, json=retry) for _ in range(6)))
+        assert {r.status_code for r in retries} == {201}
+        assert len({r.json()["code"] for r in retries}) == 1
     url = f"{limited.ws_url}/v1/rooms/{room}/claims?token={limited.token(Role.PLAYER, [room])}"
     async with connect(url) as socket:
         await start_of_a_second()
@@ -145,9 +149,9 @@ async def test_claims_past_a_viewers_attempts_per_second_get_429(
         results = codec.loads(await socket.recv())["results"]
         assert [r["status"] for r in results] == [201, 201, 429]
         assert results[2]["error"] == "rate_limited"
-    # Refused attempts took nothing: 2 + 1 + 2 granted.
+    # Refused attempts took nothing: 2 + 1 + 1 + 2 granted.
     figures = (await admin.get(f"/v1/rooms/{room}/coupons/{coupon['id']}")).json()
-    assert figures["claimed"] == 5
+    assert figures["claimed"] == 6
 
 
 @pytest.mark.parametrize(

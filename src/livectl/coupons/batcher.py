@@ -91,7 +91,9 @@ class ClaimBatcher:
 
     async def _decide(self, room: str, requests: list[ClaimRequest]) -> list[ClaimAnswer]:
         # Attempts past a user's limit are answered here and never reach the claim script.
-        refusals = await self._limits.refuse_claims(room, [r.user_id for r in requests])
+        refusals = await self._limits.refuse_claims(
+            room, [(r.user_id, r.idempotency_key) for r in requests]
+        )
         wanted = [r for r, refused in zip(requests, refusals, strict=True) if refused is None]
         replies = iter(await self._scripts.claim(room, wanted, now_ms()) if wanted else [])
         return [refused or claim_outcome(next(replies)) for refused in refusals]

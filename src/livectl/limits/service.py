@@ -45,13 +45,23 @@ redis.call('PEXPIRE', KEYS[1], ARGV[5])
 return 1
 """
 
-# KEYS[1]: the room's claim attempts in this second (user -> count). ARGV: limit, then one
-# user per claim. Per claim 1 (decide it) or 0 (too many attempts by that user).
+# KEYS[1]: the room's claim attempts in this second: per user a count, per idempotency key
+# seen ("\t<user>\t<key>") the verdict it got. ARGV: limit, then per claim its user and key
+# ('' for none). Per claim 1 (decide it) or 0 (too many attempts by that user). A retry of a
+# key already seen this second gets that key's verdict and is not counted again: clients
+# retry a lost answer, and the retry only repeats the first answer.
 _ATTEMPTS = """
 local limit = tonumber(ARGV[1])
 local admitted = {}
-for i = 2, #ARGV do
-  admitted[i - 1] = redis.call('HINCRBY', KEYS[1], ARGV[i], 1) <= limit and 1 or 0
+for i = 2, #ARGV, 2 do
+  local user, key = ARGV[i], ARGV[i + 1]
+  local marker = '\t' .. user .. '\t' .. key
+  local verdict = key ~= '' and redis.call('HGET', KEYS[1], marker)
+  if not verdict then
+    verdict = redis.call('HINCRBY', KEYS[1], user, 1) <= limit and 1 or 0
+    if key ~= '' then redis.call('HSET', KEYS[1], marker, verdict) end
+  end
+  admitted[#admitted + 1] = tonumber(verdict)
 end
 redis.call('EXPIRE', KEYS[1], 2)
 return admitted
@@ -157,14 +167,19 @@ class GatewayLimits:
                             pipe.pexpire(key, _LEASE_MS)
                     await pipe.execute()
 
-    async def refuse_claims(self, room: str, users: Sequence[str]) -> list[RateLimited | None]:
-        """Per claim (named by its user), RateLimited when the user is past the claim attempts
-        per second, else None: one Redis call for the whole batch."""
+    async def refuse_claims(
+        self, room: str, attempts: Sequence[tuple[str, str | None]]
+    ) -> list[RateLimited | None]:
+        """Per claim attempt (its user and idempotency key), RateLimited when the user is past
+        the claim attempts per second, else None: one Redis call for the whole batch."""
         limit = self._settings.claims_per_user_per_s
-        if limit <= 0 or not users:
-            return [None] * len(users)
+        if limit <= 0 or not attempts:
+            return [None] * len(attempts)
+        args: list[str | int] = [limit]
+        for user, idempotency_key in attempts:
+            args += (user, idempotency_key or "")
         key = RoomKeys(room).claim_attempts(int(time.time()))
-        admitted: list[int] = await self._attempts(keys=[key], args=[limit, *users])
+        admitted: list[int] = await self._attempts(keys=[key], args=args)
         detail = f"a viewer may attempt {limit} claims per second"
         return [None if ok else RateLimited(detail) for ok in admitted]
 
