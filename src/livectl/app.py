@@ -23,6 +23,7 @@ from livectl.ingest.endpoints import router as ingest_router
 from livectl.ingest.service import IngestService
 from livectl.limits.service import GatewayLimits
 from livectl.moderation.endpoints import router as moderation_router
+from livectl.openapi import document_errors
 from livectl.opinion.endpoints import router as opinion_router
 from livectl.ranking.endpoints import router as ranking_router
 from livectl.resources import open_resources
@@ -61,6 +62,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    document_errors(app)
     app.add_middleware(LongLivedSocketsFirst)
     for router in (
         health_router,

@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 from fastapi import FastAPI, Request, WebSocket
 from fastapi.exceptions import RequestValidationError, WebSocketRequestValidationError
 from redis.exceptions import RedisError
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from livectl.kit import codec
@@ -173,6 +174,11 @@ _STATUS_CODES = {
 }
 
 
+# PostgreSQL's "character not in repertoire" (NUL in text) and "untranslatable character"
+# (\u0000 in JSONB).
+_UNSTORABLE_TEXT = frozenset({"22021", "22P05"})
+
+
 def describe_validation_errors(errors: Any) -> str:
     parts = []
     for err in errors:
@@ -195,6 +201,17 @@ def install_error_handlers(app: FastAPI) -> None:
             error_body(ServiceUnavailable.code, f"the room state store is unavailable: {exc}"),
             status_code=ServiceUnavailable.status,
         )
+
+    @app.exception_handler(DBAPIError)
+    async def _database_error(request: Request, exc: DBAPIError) -> JSONBytesResponse:
+        # Text PostgreSQL cannot hold (a NUL character) is bad input, found only as it is
+        # written; the transaction was rolled back, so nothing was stored.
+        if getattr(exc.orig, "sqlstate", None) in _UNSTORABLE_TEXT:
+            return JSONBytesResponse(
+                error_body("validation_error", "text may not contain NUL characters"),
+                status_code=422,
+            )
+        raise exc
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_: Request, exc: RequestValidationError) -> JSONBytesResponse:
