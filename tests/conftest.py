@@ -386,3 +386,33 @@ async def sql_value(database_url: str, statement: str, **params: Any) -> Any:
             return (await connection.execute(text(statement), params)).scalar()
     finally:
         await engine.dispose()
+
+
+# Small limits, so tests reach each one with a few frames (docs/api.md, "Limits").
+LIMITED_ENV = {
+    "LIVECTL_INGEST_EVENTS_PER_S_PER_SOCKET": "50",
+    "LIVECTL_INGEST_EVENTS_PER_S_PER_TOKEN": "80",
+    "LIVECTL_SOCKETS_PER_TOKEN": "3",
+    "LIVECTL_CLAIMS_PER_USER_PER_S": "2",
+    "LIVECTL_CONSOLE_MESSAGES_PER_S": "5",
+    "LIVECTL_ALLOWED_ORIGINS": '["https://console.example"]',
+    "LIVECTL_MAX_FRAME_BYTES": "16384",
+    "LIVECTL_WS_PROTOCOL_MAX_BYTES": "65536",
+}
+
+
+@pytest.fixture(scope="module")
+def limited(stack: Stack) -> Iterator[Stack]:
+    """A second gateway on the session's Redis and database, with LIMITED_ENV (the session's
+    worker handles what it takes)."""
+    port = free_port()
+    env = {**stack.env, **LIMITED_ENV, "LIVECTL_PORT": str(port)}
+    gateway = Stack(
+        f"http://127.0.0.1:{port}", stack.secret, stack.redis_url, stack.database_url, env
+    )
+    process = gateway.spawn("api", "api")
+    try:
+        wait_ready(gateway.base_url, [process])
+        yield gateway
+    finally:
+        stop_processes([process])

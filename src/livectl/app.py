@@ -21,7 +21,9 @@ from livectl.giveaways.endpoints import router as giveaways_router
 from livectl.health import router as health_router
 from livectl.ingest.endpoints import router as ingest_router
 from livectl.ingest.service import IngestService
+from livectl.limits.service import GatewayLimits
 from livectl.moderation.endpoints import router as moderation_router
+from livectl.openapi import document_errors
 from livectl.opinion.endpoints import router as opinion_router
 from livectl.ranking.endpoints import router as ranking_router
 from livectl.report.endpoints import router as report_router
@@ -42,7 +44,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.resources = resources
             app.state.ingest = IngestService(resources)
             app.state.hub = Hub(resources.redis)
-            app.state.claims = ClaimBatcher(CouponScripts(resources.redis))
+            app.state.limits = GatewayLimits(resources.redis, settings)
+            app.state.claims = ClaimBatcher(CouponScripts(resources.redis), app.state.limits)
             # Everything made so far lives as long as the process: keep it out of the cyclic
             # collector's full passes, whose pauses grow with the heap and land on p99.
             gc.collect()
@@ -51,6 +54,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 yield
             finally:
                 await app.state.claims.close()
+                await app.state.limits.close()
                 await app.state.hub.close()
                 await app.state.ingest.appender.close()
 
@@ -61,6 +65,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    document_errors(app)
     app.add_middleware(LongLivedSocketsFirst)
     for router in (
         health_router,

@@ -53,6 +53,18 @@ class Settings(BaseSettings):
     # Frames beyond this are refused by the WebSocket layer itself (close 1009).
     ws_protocol_max_bytes: int = 4 * MiB
 
+    # Limits against abuse (docs/api.md, "Limits"); 0 turns one off. The event defaults leave
+    # room for the loadtest suite, which pushes 100k+ events/s through a few sockets of one
+    # token, and the socket default for its 10,000-socket fan-out on one token.
+    ingest_events_per_s_per_socket: int = 100_000
+    ingest_events_per_s_per_token: int = 250_000
+    sockets_per_token: int = 20_000
+    claims_per_user_per_s: int = 5
+    console_messages_per_s: int = 20
+    # Browser origins (scheme://host[:port]) that may open console sockets besides the
+    # gateway's own; "*" allows any. Set as JSON: LIVECTL_ALLOWED_ORIGINS='["https://a.example"]'.
+    allowed_origins: list[str] = []
+
     # Live numbers: a viewer with no sign of life for this long is no longer counted online.
     online_timeout_ms: int = 5 * 60_000
 

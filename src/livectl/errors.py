@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 from fastapi import FastAPI, Request, WebSocket
 from fastapi.exceptions import RequestValidationError, WebSocketRequestValidationError
 from redis.exceptions import RedisError
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from livectl.kit import codec
@@ -16,10 +17,16 @@ from livectl.kit.codec import JSONBytesResponse
 class LivectlError(Exception):
     status: ClassVar[int] = 400
     code: ClassVar[str] = "bad_request"
+    # On a socket, an error with a close code ends the connection (after the answers before
+    # it); without one, the socket answers the error and reads on.
+    close_code: ClassVar[int | None] = None
 
     def __init__(self, detail: str = "") -> None:
         super().__init__(detail or self.code)
         self.detail = detail or self.code.replace("_", " ")
+
+    def headers(self) -> dict[str, str] | None:
+        return None
 
 
 class Unauthorized(LivectlError):
@@ -123,6 +130,25 @@ class ValidationFailed(LivectlError):
 class InvalidRules(LivectlError):
     status = 422
     code = "invalid_rules"
+class RateLimited(LivectlError):
+    """Past a limit against abuse (docs/api.md, "Limits"): wait ``retry_after_s`` and retry."""
+
+    status = 429
+    code = "rate_limited"
+    close_code = 4029
+
+    def __init__(self, detail: str = "", retry_after_s: int = 1) -> None:
+        super().__init__(detail)
+        self.retry_after_s = retry_after_s
+
+    def headers(self) -> dict[str, str] | None:
+        return {"Retry-After": str(self.retry_after_s)}
+
+
+class OriginNotAllowed(LivectlError):
+    status = 403
+    code = "origin_not_allowed"
+    close_code = 4003
 
 
 class ServiceUnavailable(LivectlError):
@@ -151,6 +177,11 @@ _STATUS_CODES = {
 }
 
 
+# PostgreSQL's "character not in repertoire" (NUL in text) and "untranslatable character"
+# (\u0000 in JSONB).
+_UNSTORABLE_TEXT = frozenset({"22021", "22P05"})
+
+
 def describe_validation_errors(errors: Any) -> str:
     parts = []
     for err in errors:
@@ -162,7 +193,9 @@ def describe_validation_errors(errors: Any) -> str:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(LivectlError)
     async def _livectl_error(_: Request, exc: LivectlError) -> JSONBytesResponse:
-        return JSONBytesResponse(error_body(exc.code, exc.detail), status_code=exc.status)
+        return JSONBytesResponse(
+            error_body(exc.code, exc.detail), status_code=exc.status, headers=exc.headers()
+        )
 
     @app.exception_handler(RedisError)
     async def _redis_error(_: Request, exc: RedisError) -> JSONBytesResponse:
@@ -171,6 +204,17 @@ def install_error_handlers(app: FastAPI) -> None:
             error_body(ServiceUnavailable.code, f"the room state store is unavailable: {exc}"),
             status_code=ServiceUnavailable.status,
         )
+
+    @app.exception_handler(DBAPIError)
+    async def _database_error(request: Request, exc: DBAPIError) -> JSONBytesResponse:
+        # Text PostgreSQL cannot hold (a NUL character) is bad input, found only as it is
+        # written; the transaction was rolled back, so nothing was stored.
+        if getattr(exc.orig, "sqlstate", None) in _UNSTORABLE_TEXT:
+            return JSONBytesResponse(
+                error_body("validation_error", "text may not contain NUL characters"),
+                status_code=422,
+            )
+        raise exc
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_: Request, exc: RequestValidationError) -> JSONBytesResponse:

@@ -6,6 +6,9 @@ per connection for its whole life, and wrap every frame sent. Their handlers che
 and room themselves and answer every error on their own, so this middleware hands them the
 connection directly. Anything else, malformed room ids included, takes the normal route
 (which answers those with 422).
+
+Every such socket holds one of its token's open-socket slots while it lives (limits against
+abuse); past the limit it is refused before the upgrade with 429 ``rate_limited``.
 """
 
 from __future__ import annotations
@@ -15,11 +18,17 @@ from collections.abc import Awaitable, Callable
 
 from fastapi import WebSocket
 from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.websockets import WebSocketState
 
+from livectl.auth.dependencies import refuse_socket, socket_token
+from livectl.auth.tokens import verify_token
 from livectl.console.endpoints import console_socket, live_socket
 from livectl.coupons.endpoints import claim_socket
+from livectl.errors import RateLimited, Unauthorized
 from livectl.ingest.endpoints import ingest_socket
 from livectl.kit.ids import ID_PATTERN
+from livectl.limits.rules import token_id
+from livectl.limits.service import GatewayLimits
 
 _HANDLERS: dict[str, Callable[[WebSocket, str], Awaitable[None]]] = {
     "console": console_socket,
@@ -40,4 +49,24 @@ class LongLivedSocketsFirst:
             await self._app(scope, receive, send)
             return
         room, kind = match.groups()
-        await _HANDLERS[kind](WebSocket(scope, receive, send), room)
+        websocket = WebSocket(scope, receive, send)
+        token = socket_token(websocket)
+        if token is None or not _signed(websocket, token):
+            # The handler refuses it; an unsigned token takes no slot in the shared counts.
+            await _HANDLERS[kind](websocket, room)
+            return
+        limits: GatewayLimits = websocket.app.state.limits
+        try:
+            async with limits.socket_slot(token_id(token)):
+                await _HANDLERS[kind](websocket, room)
+        except RateLimited as exc:
+            if websocket.client_state is WebSocketState.CONNECTING:
+                await refuse_socket(websocket, exc)
+
+
+def _signed(websocket: WebSocket, token: str) -> bool:
+    try:
+        verify_token(websocket.app.state.resources.settings.jwt_secret, token)
+    except Unauthorized:
+        return False
+    return True

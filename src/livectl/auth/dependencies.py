@@ -51,17 +51,22 @@ async def authorize_socket(websocket: WebSocket, required: Role, room: str) -> P
     Browsers cannot set headers on WebSocket URLs, so the token may come as ``?token=``.
     """
     secret: str = websocket.app.state.resources.settings.jwt_secret
-    token = websocket.query_params.get("token") or bearer_token(
-        websocket.headers.get("authorization")
-    )
     try:
-        return authorize(verify_token(secret, token), required, room)
+        return authorize(verify_token(secret, socket_token(websocket)), required, room)
     except LivectlError as exc:
         await refuse_socket(websocket, exc)
         return None
 
 
+def socket_token(websocket: WebSocket) -> str | None:
+    return websocket.query_params.get("token") or bearer_token(
+        websocket.headers.get("authorization")
+    )
+
+
 async def refuse_socket(websocket: WebSocket, exc: LivectlError) -> None:
     await websocket.send_denial_response(
-        JSONBytesResponse(error_body(exc.code, exc.detail), status_code=exc.status)
+        JSONBytesResponse(
+            error_body(exc.code, exc.detail), status_code=exc.status, headers=exc.headers()
+        )
     )

@@ -94,6 +94,10 @@ class RoomKeys:
         """Users the room's events flagged ``new`` or ``fans``."""
         return f"{self._prefix}:viewers:{audience}"
 
+    def claim_attempts(self, second: int) -> str:
+        """Claim attempts per user in one second (limits against abuse)."""
+        return f"{self._prefix}:claim-attempts:{second}"
+
     def once(self, token: str) -> str:
         return f"{self._prefix}:once:{token}"
 
@@ -249,3 +253,17 @@ class RoomKeys:
 
     def channel_clock(self, channel: Channel) -> str:
         return f"{self._prefix}:{channel.value}:clock"
+
+
+@dataclass(frozen=True, slots=True)
+class TokenKeys:
+    """Shared counters of one token (named by ``limits.rules.token_id``, never the token)."""
+
+    token_id: str
+
+    def events(self, second: int) -> str:
+        return f"lc:token:{{{self.token_id}}}:events:{second}"
+
+    @property
+    def sockets(self) -> str:
+        return f"lc:token:{{{self.token_id}}}:sockets"

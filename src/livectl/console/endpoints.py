@@ -13,8 +13,9 @@ from livectl.bus.keys import Channel
 from livectl.console.hub import Hub
 from livectl.console.session import ChannelSession
 from livectl.console.snapshot import console_snapshot, live_snapshot
-from livectl.errors import LivectlError, ServiceUnavailable, ValidationFailed
+from livectl.errors import LivectlError, OriginNotAllowed, ServiceUnavailable, ValidationFailed
 from livectl.kit.ids import RoomIdPath
+from livectl.limits.rules import origin_allowed
 from livectl.resources import Resources, socket_resources
 from livectl.rooms.service import RoomCache
 
@@ -35,10 +36,19 @@ def _since(websocket: WebSocket) -> int | None:
 async def _serve(
     websocket: WebSocket, room: str, channel: Channel, required: Role, snapshot: SnapshotBuilder
 ) -> None:
+    resources = socket_resources(websocket)
+    if channel is Channel.CONSOLE and not origin_allowed(
+        websocket.headers.get("origin"),
+        websocket.headers.get("host"),
+        resources.settings.allowed_origins,
+    ):
+        # Accepted only to be closed: a browser shows a page the close code, never a status.
+        await websocket.accept()
+        await websocket.close(OriginNotAllowed.close_code, "origin not allowed")
+        return
     principal = await authorize_socket(websocket, required, room)
     if principal is None:
         return
-    resources = socket_resources(websocket)
     try:
         since = _since(websocket)
         await RoomCache(resources).state(room)  # 404 before the upgrade for unknown rooms
@@ -73,7 +83,8 @@ async def console_socket(websocket: WebSocket, room: RoomIdPath) -> None:
     """Everything for the host, assistant and controller consoles (host and up).
 
     ``?since=SEQ`` resumes after SEQ; ``?batch=1`` lets a frame carry several envelopes, one
-    per line, which busy rooms need (one frame per message tops out far lower)."""
+    per line, which busy rooms need (one frame per message tops out far lower). A browser
+    page of another origin than the gateway's or ``allowed_origins`` is closed with 4003."""
     await _serve(websocket, room, Channel.CONSOLE, Role.HOST, console_snapshot)
 
 

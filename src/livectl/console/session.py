@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -12,8 +13,10 @@ from starlette.websockets import WebSocketDisconnect, WebSocketState
 from livectl.bus.keys import Channel, RawEntry, RoomKeys
 from livectl.bus.publish import seq_of
 from livectl.console.hub import Frame, Hub, Subscriber, frame_of
+from livectl.errors import RateLimited, socket_error
 from livectl.kit import codec
 from livectl.kit.clock import now_ms
+from livectl.limits.rules import FixedWindow
 from livectl.resources import Resources
 
 SLOW_CONSUMER = 4008
@@ -47,6 +50,7 @@ class ChannelSession:
         self._batch = batch
         self._snapshot = snapshot
         self._subscriber = Subscriber(resources.settings.console_queue_frames, staff=staff)
+        self._client_messages = FixedWindow(resources.settings.console_messages_per_s)
 
     async def run(self, since: int | None) -> None:
         await self._hub.subscribe(self._room, self._channel, self._subscriber)
@@ -126,6 +130,11 @@ class ChannelSession:
         while True:
             message = await self._ws.receive()
             if message["type"] == "websocket.disconnect":
+                return
+            if not self._client_messages.admit(1, time.time()):
+                limited = RateLimited(f"at most {self._client_messages.limit} messages per second")
+                await self._ws.send_text(socket_error(limited))
+                await self._close(RateLimited.close_code, limited.detail)
                 return
             text = message.get("text")
             reply: dict[str, Any]

@@ -20,6 +20,7 @@ from livectl.coupons.rules import claim_outcome
 from livectl.coupons.schemas import ClaimOut
 from livectl.errors import LivectlError, ServiceUnavailable
 from livectl.kit.clock import now_ms
+from livectl.limits.service import GatewayLimits
 
 log = logging.getLogger("livectl.coupons")
 
@@ -31,8 +32,11 @@ _MAX_BATCH = 2000
 
 
 class ClaimBatcher:
-    def __init__(self, scripts: CouponScripts, *, window_s: float = 0.001) -> None:
+    def __init__(
+        self, scripts: CouponScripts, limits: GatewayLimits, *, window_s: float = 0.001
+    ) -> None:
         self._scripts = scripts
+        self._limits = limits
         self._window_s = window_s
         # Per room, the callers waiting for the next flush: their requests and one future each.
         self._pending: dict[str, list[_Waiting]] = defaultdict(list)
@@ -68,7 +72,7 @@ class ClaimBatcher:
     async def _flush(self, room: str, batch: list[_Waiting]) -> None:
         requests = [request for waiting in batch for request in waiting.requests]
         try:
-            replies = await self._scripts.claim(room, requests, now_ms())
+            answers = await self._decide(room, requests)
         except Exception as exc:
             # Every caller must get an answer, whatever went wrong: none may wait forever.
             if not isinstance(exc, RedisError):
@@ -82,8 +86,17 @@ class ClaimBatcher:
         for waiting in batch:
             end = start + len(waiting.requests)
             if not waiting.answers.done():  # a caller that went away is simply skipped
-                waiting.answers.set_result([claim_outcome(r) for r in replies[start:end]])
+                waiting.answers.set_result(answers[start:end])
             start = end
+
+    async def _decide(self, room: str, requests: list[ClaimRequest]) -> list[ClaimAnswer]:
+        # Attempts past a user's limit are answered here and never reach the claim script.
+        refusals = await self._limits.refuse_claims(
+            room, [(r.user_id, r.idempotency_key) for r in requests]
+        )
+        wanted = [r for r, refused in zip(requests, refusals, strict=True) if refused is None]
+        replies = iter(await self._scripts.claim(room, wanted, now_ms()) if wanted else [])
+        return [refused or claim_outcome(next(replies)) for refused in refusals]
 
     async def close(self) -> None:
         if self._flushing:

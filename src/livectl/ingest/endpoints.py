@@ -1,11 +1,13 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 from fastapi import APIRouter, Request, WebSocket
 
-from livectl.auth.dependencies import Ingest, authorize_socket
+from livectl.auth.dependencies import Ingest, authorize_socket, bearer_token, socket_token
 from livectl.auth.tokens import Role
+from livectl.errors import RateLimited
 from livectl.ingest.schemas import IngestResult, ingest_body_schema
 from livectl.ingest.service import IngestService
 from livectl.kit import codec
@@ -13,6 +15,8 @@ from livectl.kit.body import read_body
 from livectl.kit.frames import answer_frames
 from livectl.kit.futures import then
 from livectl.kit.ids import RoomIdPath
+from livectl.limits.rules import FixedWindow, token_id
+from livectl.limits.service import GatewayLimits
 from livectl.resources import Deps
 
 router = APIRouter(prefix="/v1/rooms", tags=["ingest"])
@@ -34,21 +38,38 @@ def _service(app_state: object) -> IngestService:
     },
 )
 async def post_events(room: RoomIdPath, request: Request, _: Ingest, deps: Deps) -> IngestResult:
-    """One Event or an array of 1..1000 (body at most 1 MiB). A bad event rejects itself."""
+    """One Event or an array of 1..1000 (body at most 1 MiB). A bad event rejects itself.
+    Past the token's events per second: 429 ``rate_limited`` with ``Retry-After``."""
     raw = await read_body(request, deps.settings.max_body_bytes)
-    return await _service(request.app.state).ingest(room, raw)
+    token = token_id(bearer_token(request.headers.get("authorization")) or "")
+    limits: GatewayLimits = request.app.state.limits
+
+    async def admit(count: int) -> None:
+        await limits.admit_events(token, count)
+
+    return await _service(request.app.state).ingest(room, raw, admit)
 
 
 @router.websocket("/{room}/ingest")
 async def ingest_socket(websocket: WebSocket, room: RoomIdPath) -> None:
     """Text frames, each an Event or an array of Events; every frame is answered with an ack
-    (or an error) in order."""
+    (or an error) in order. Past the events per second of the connection or of its token,
+    the frame is answered ``rate_limited`` and the socket closed with 4029."""
     if await authorize_socket(websocket, Role.INGEST, room) is None:
         return
     service = _service(websocket.app.state)
+    limits: GatewayLimits = websocket.app.state.limits
+    token = token_id(socket_token(websocket) or "")
+    per_socket = websocket.app.state.resources.settings.ingest_events_per_s_per_socket
+    window = FixedWindow(per_socket)
+
+    async def admit(count: int) -> None:
+        if not window.admit(count, time.time()):
+            raise RateLimited(f"a connection may send {per_socket} events per second")
+        await limits.admit_events(token, count)
 
     async def answer(text: str) -> asyncio.Future[str]:
-        return then(await service.submit(room, text), ack)
+        return then(await service.submit(room, text, admit), ack)
 
     await answer_frames(websocket, "ingest", answer)
 

@@ -19,8 +19,11 @@ from livectl.kit.ids import Identifier
 
 _STRICT = ConfigDict(strict=True, extra="ignore")
 
-Name = Annotated[str, StringConstraints(max_length=64)]
-ChatText = Annotated[str, StringConstraints(min_length=1, max_length=500)]
+# PostgreSQL cannot store a NUL character in text or JSONB: an event holding one would be
+# accepted here and then fail its archiving forever, so it is rejected as it arrives.
+_NO_NUL = r"^[^\x00]*$"
+Name = Annotated[str, StringConstraints(max_length=64, pattern=_NO_NUL)]
+ChatText = Annotated[str, StringConstraints(min_length=1, max_length=500, pattern=_NO_NUL)]
 Count = Annotated[int, Field(ge=1, le=100_000)]
 Millis = Annotated[int, Field(ge=0, le=10**14)]
 Money = Annotated[int, Field(ge=0, le=10**12)]
@@ -40,7 +43,9 @@ class OrderInfo(TypedDict):
     id: Identifier
     quantity: Annotated[int, Field(ge=1, le=1_000_000)]
     amount: Money
-    coupon_code: NotRequired[Annotated[str, StringConstraints(min_length=1, max_length=64)] | None]
+    coupon_code: NotRequired[
+        Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=_NO_NUL)] | None
+    ]
 
 
 @with_config(_STRICT)

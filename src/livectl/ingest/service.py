@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 
 from redis.exceptions import RedisError
 
@@ -15,6 +16,9 @@ from livectl.kit.futures import then
 from livectl.resources import Resources
 from livectl.rooms.rules import RoomEnded
 from livectl.rooms.service import RoomCache
+
+# Raises (RateLimited) when a batch of this many events may not be taken.
+Admit = Callable[[int], Awaitable[None]]
 
 # How often a gateway looks again at a room it takes events for: an end reaches every gateway
 # within this, without a Redis read per frame.
@@ -31,14 +35,18 @@ class IngestService:
         self._looked_at: dict[str, tuple[float, int | None]] = {}
         self.appender = Appender(resources.redis, resources.settings)
 
-    async def ingest(self, room: str, raw: bytes | str) -> IngestResult:
-        return await (await self.submit(room, raw))
+    async def ingest(self, room: str, raw: bytes | str, admit: Admit) -> IngestResult:
+        return await (await self.submit(room, raw, admit))
 
-    async def submit(self, room: str, raw: bytes | str) -> asyncio.Future[IngestResult]:
-        """Validate the batch and queue it for storing, in call order; the future is the
-        answer once it is stored."""
+    async def submit(
+        self, room: str, raw: bytes | str, admit: Admit
+    ) -> asyncio.Future[IngestResult]:
+        """Validate the batch, let ``admit`` refuse it (rate limits, by its count of valid
+        events) and queue it for storing, in call order; the future is the answer once it is
+        stored."""
         batch = parse_batch(raw, max_events=self._settings.max_batch_events)
         try:
+            await admit(len(batch.events))
             await self._check_open(room)
         except RedisError as exc:
             raise _unavailable() from exc

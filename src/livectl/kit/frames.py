@@ -18,6 +18,8 @@ from livectl import metrics
 from livectl.errors import BinaryFrame, FrameTooLarge, LivectlError, socket_error
 
 _IN_FLIGHT = 64
+# A close frame's reason has room for 123 bytes; the details used here are ASCII.
+_MAX_CLOSE_REASON = 120
 
 # Does a frame's ordered part and returns its answer to come (a future or task).
 FrameAnswer = Callable[[str], Awaitable["asyncio.Future[str]"]]
@@ -26,7 +28,8 @@ FrameAnswer = Callable[[str], Awaitable["asyncio.Future[str]"]]
 async def answer_frames(websocket: WebSocket, kind: str, answer: FrameAnswer) -> None:
     """Accept, then answer each frame with what ``answer`` gives, or with the error it
     raised as ``{"type": "error", "error", "detail"}``. Binary and oversized frames are
-    refused one by one; the socket stays open for the next frame whatever one frame was."""
+    refused one by one; the socket stays open for the next frame whatever one frame was,
+    unless its error has a close code (a limit): then that closes the socket."""
     max_frame = websocket.app.state.resources.settings.max_frame_bytes
     await websocket.accept()
     metrics.SOCKETS_OPEN.labels(kind).inc()
@@ -46,6 +49,11 @@ async def answer_frames(websocket: WebSocket, kind: str, answer: FrameAnswer) ->
                     raise FrameTooLarge(f"the frame passed {max_frame} bytes")
                 pending = await answer(text)
             except LivectlError as exc:
+                if exc.close_code is not None:
+                    # The answers before this frame go out first; then the sender closes.
+                    await answers.put(_failed(exc))
+                    await sender
+                    return
                 pending = _refused(exc)
             await answers.put(pending)
     except WebSocketDisconnect:
@@ -65,7 +73,11 @@ async def _send_in_order(websocket: WebSocket, answers: asyncio.Queue[asyncio.Fu
         try:
             text = await pending
         except LivectlError as exc:
-            text = _refused(exc).result()
+            await websocket.send_text(_refused(exc).result())
+            if exc.close_code is not None:
+                await websocket.close(exc.close_code, exc.detail[:_MAX_CLOSE_REASON])
+                return
+            continue
         await websocket.send_text(text)
 
 
@@ -74,6 +86,12 @@ def _refused(exc: LivectlError) -> asyncio.Future[str]:
     refused: asyncio.Future[str] = asyncio.get_running_loop().create_future()
     refused.set_result(socket_error(exc))
     return refused
+
+
+def _failed(exc: LivectlError) -> asyncio.Future[str]:
+    failed: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+    failed.set_exception(exc)
+    return failed
 
 
 def _forget(future: asyncio.Future[str]) -> None:

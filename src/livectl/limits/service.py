@@ -1,0 +1,190 @@
+"""Limits shared by every gateway process, kept in Redis: events per second per token, open
+sockets per token, claim attempts per user per second. One ``GatewayLimits`` per process."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import time
+from collections import defaultdict
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+
+from livectl.bus.keys import RoomKeys, TokenKeys
+from livectl.config import Settings
+from livectl.errors import RateLimited
+
+# A process adds what its sockets took to a token's shared count at most this often: a few
+# Redis calls per second per token, whatever the frame rate. Other processes' share is seen
+# up to this late, so a token may pass its limit by that much.
+_SYNC_S = 0.05
+# A socket's hold on its token's slot lapses this long after its process last renewed it, so
+# the slots of a process that died free themselves.
+_LEASE_MS = 60_000
+_RENEW_S = 20.0
+
+# KEYS[1]: the token's events in one second. ARGV: events already admitted by this process,
+# a batch's events, the limit. Adds the first; adds the batch only if it fits. {total, 1|0}.
+_COUNT_EVENTS = """
+local total = redis.call('INCRBY', KEYS[1], ARGV[1])
+redis.call('EXPIRE', KEYS[1], 2)
+if total + tonumber(ARGV[2]) > tonumber(ARGV[3]) then return {total, 0} end
+return {redis.call('INCRBY', KEYS[1], ARGV[2]), 1}
+"""
+
+# KEYS[1]: the token's open sockets (member: socket id, score: lease end). ARGV: now ms, limit,
+# lease end, socket id, key lifetime ms. 1 when the socket may open, 0 when the token is full.
+_ACQUIRE = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then return 0 end
+redis.call('ZADD', KEYS[1], ARGV[3], ARGV[4])
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
+return 1
+"""
+
+# KEYS[1]: the room's claim attempts in this second: per user a count, per idempotency key
+# seen ("\t<user>\t<key>") the verdict it got. ARGV: limit, then per claim its user and key
+# ('' for none). Per claim 1 (decide it) or 0 (too many attempts by that user). A retry of a
+# key already seen this second gets that key's verdict and is not counted again: clients
+# retry a lost answer, and the retry only repeats the first answer.
+_ATTEMPTS = """
+local limit = tonumber(ARGV[1])
+local admitted = {}
+for i = 2, #ARGV, 2 do
+  local user, key = ARGV[i], ARGV[i + 1]
+  local marker = '\t' .. user .. '\t' .. key
+  local verdict = key ~= '' and redis.call('HGET', KEYS[1], marker)
+  if not verdict then
+    verdict = redis.call('HINCRBY', KEYS[1], user, 1) <= limit and 1 or 0
+    if key ~= '' then redis.call('HSET', KEYS[1], marker, verdict) end
+  end
+  admitted[#admitted + 1] = tonumber(verdict)
+end
+redis.call('EXPIRE', KEYS[1], 2)
+return admitted
+"""
+
+
+@dataclass(slots=True)
+class _TokenSecond:
+    """One token's events in one second: the shared total last read, and what this process
+    admitted since it last added to it."""
+
+    second: int
+    shared: int = 0
+    unsynced: int = 0
+    synced_at: float = float("-inf")
+
+
+class GatewayLimits:
+    def __init__(self, redis: Redis, settings: Settings) -> None:
+        self._redis = redis
+        self._settings = settings
+        self._acquire = redis.register_script(_ACQUIRE)
+        self._attempts = redis.register_script(_ATTEMPTS)
+        self._count_events = redis.register_script(_COUNT_EVENTS)
+        self._seconds: dict[str, _TokenSecond] = {}
+        self._pruned_at = 0
+        # The sockets this process holds slots for, per token, renewed together.
+        self._leases: dict[str, set[str]] = defaultdict(set)
+        self._renewer: asyncio.Task[None] | None = None
+
+    async def admit_events(self, token_id: str, count: int) -> None:
+        """Count ``count`` events against the token's per-second limit; RateLimited past it."""
+        limit = self._settings.ingest_events_per_s_per_token
+        if limit <= 0:
+            return
+        refusal = f"this token may send {limit} events per second"
+        second = int(time.time())
+        meter = self._seconds.get(token_id)
+        if meter is None or meter.second != second:
+            self._prune(second)
+            meter = self._seconds[token_id] = _TokenSecond(second)
+        if meter.shared + meter.unsynced + count > limit:
+            raise RateLimited(refusal)
+        if time.monotonic() - meter.synced_at < _SYNC_S:
+            meter.unsynced += count
+            return
+        # Due to share: add what was admitted here since, and decide this batch on the total.
+        adding, meter.unsynced = meter.unsynced, 0
+        meter.synced_at = time.monotonic()
+        total, admitted = await self._count_events(
+            keys=[TokenKeys(token_id).events(meter.second)], args=[adding, count, limit]
+        )
+        meter.shared = max(meter.shared, int(total))
+        if not admitted:
+            raise RateLimited(refusal)
+
+    def _prune(self, second: int) -> None:
+        # Tokens that went quiet: at most once a second, drop their past seconds.
+        if second != self._pruned_at:
+            self._pruned_at = second
+            self._seconds = {t: m for t, m in self._seconds.items() if m.second >= second - 1}
+
+    @contextlib.asynccontextmanager
+    async def socket_slot(self, token_id: str) -> AsyncIterator[None]:
+        """Hold one of the token's open-socket slots while the socket lives; RateLimited when
+        the token already holds as many as it may, on any gateway process."""
+        limit = self._settings.sockets_per_token
+        if limit <= 0:
+            yield
+            return
+        socket_id = secrets.token_hex(8)
+        key = TokenKeys(token_id).sockets
+        now = int(time.time() * 1000)
+        if not await self._acquire(
+            keys=[key], args=[now, limit, now + _LEASE_MS, socket_id, _LEASE_MS]
+        ):
+            raise RateLimited(f"this token may hold {limit} open sockets", retry_after_s=5)
+        self._leases[token_id].add(socket_id)
+        self._start_renewing()
+        try:
+            yield
+        finally:
+            self._leases[token_id].discard(socket_id)
+            if not self._leases[token_id]:
+                del self._leases[token_id]
+            with contextlib.suppress(Exception):  # the lease lapses by itself if this fails
+                await self._redis.zrem(key, socket_id)
+
+    def _start_renewing(self) -> None:
+        if self._renewer is None or self._renewer.done():
+            self._renewer = asyncio.create_task(self._renew())
+
+    async def _renew(self) -> None:
+        while self._leases:
+            await asyncio.sleep(_RENEW_S)
+            until = int(time.time() * 1000) + _LEASE_MS
+            with contextlib.suppress(Exception):  # Redis away: try again next round
+                async with self._redis.pipeline(transaction=False) as pipe:
+                    for token_id, sockets in self._leases.items():
+                        if sockets:
+                            key = TokenKeys(token_id).sockets
+                            pipe.zadd(key, dict.fromkeys(sockets, until), xx=True)
+                            pipe.pexpire(key, _LEASE_MS)
+                    await pipe.execute()
+
+    async def refuse_claims(
+        self, room: str, attempts: Sequence[tuple[str, str | None]]
+    ) -> list[RateLimited | None]:
+        """Per claim attempt (its user and idempotency key), RateLimited when the user is past
+        the claim attempts per second, else None: one Redis call for the whole batch."""
+        limit = self._settings.claims_per_user_per_s
+        if limit <= 0 or not attempts:
+            return [None] * len(attempts)
+        args: list[str | int] = [limit]
+        for user, idempotency_key in attempts:
+            args += (user, idempotency_key or "")
+        key = RoomKeys(room).claim_attempts(int(time.time()))
+        admitted: list[int] = await self._attempts(keys=[key], args=args)
+        detail = f"a viewer may attempt {limit} claims per second"
+        return [None if ok else RateLimited(detail) for ok in admitted]
+
+    async def close(self) -> None:
+        if self._renewer is not None:
+            self._renewer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._renewer
