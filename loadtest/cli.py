@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from loadtest import bench, ceiling, claims, opinion, report, stats_lag
+from loadtest import bench, ceiling, claims, fanout, opinion, report, stats_lag
 from loadtest.bench import INGEST_KINDS, Bench, IngestFigure, LatencyFigure, MemoryFigure, Profile
 from loadtest.load import Window
 from loadtest.pool import ClientPool
@@ -85,6 +85,8 @@ def main(argv: list[str] | None = None) -> int:
         return claims.main(argv[1:])
     if argv[:1] == ["opinion"]:
         return opinion.main(argv[1:])
+    if argv[:1] == ["fanout"]:
+        return fanout.main(argv[1:])
     args = parse_args(argv)
     log_progress()
     profile = QUICK if args.quick else FULL
