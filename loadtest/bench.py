@@ -44,7 +44,7 @@ LOAD_PROCESSES = 2
 _READY_TIMEOUT_S = 120.0
 _RESULTS_MARGIN_S = 90.0
 _STREAM_PAGE = 500
-_LATENCY_BUCKET_NS = 100_000  # latencies are binned to 0.1 ms
+LATENCY_BUCKET_NS = 100_000  # latencies are binned to 0.1 ms
 _CATCH_UP_TIMEOUT_S = 30.0
 _SAMPLE_EVERY_S = 0.5
 
@@ -517,7 +517,7 @@ def latency_histogram(
                 frame = index // per_frame
                 upto = min(last, (frame + 1) * per_frame - 1)
                 latency = received - send_ns[frame]
-                histogram[latency // _LATENCY_BUCKET_NS] += upto - index + 1
+                histogram[latency // LATENCY_BUCKET_NS] += upto - index + 1
                 worst = max(worst, latency)
                 index = upto + 1
     return histogram, worst
@@ -583,7 +583,7 @@ def percentile_ms(histogram: Counter[int], fraction: float) -> float:
     for bucket in sorted(histogram):
         seen += histogram[bucket]
         if seen >= fraction * total:
-            return round((bucket + 1) * _LATENCY_BUCKET_NS / 1e6, 1)
+            return round((bucket + 1) * LATENCY_BUCKET_NS / 1e6, 1)
     raise AssertionError("unreachable: the fractions sum to the total")
 
 

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from loadtest import bench, ceiling, claims, console_ui, opinion, report, stats_lag
+from loadtest import bench, ceiling, claims, console_ui, fanout, opinion, report, stats_lag
 from loadtest.bench import INGEST_KINDS, Bench, IngestFigure, LatencyFigure, MemoryFigure, Profile
 from loadtest.load import Window
 from loadtest.pool import ClientPool
@@ -88,6 +88,8 @@ def main(argv: list[str] | None = None) -> int:
         return opinion.main(argv[1:])
     if argv[:1] == ["console-ui"]:
         return console_ui.main(argv[1:])
+    if argv[:1] == ["fanout"]:
+        return fanout.main(argv[1:])
     args = parse_args(argv)
     log_progress()
     profile = QUICK if args.quick else FULL

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
+import socket
 from collections.abc import Callable
 from typing import cast
 
@@ -87,6 +88,15 @@ class WsClient(asyncio.Protocol):
         """Write a frame made by :func:`encode_frame`."""
         if self._transport is not None and not self._transport.is_closing():
             self._transport.write(frame)
+
+    def pause_reading(self) -> None:
+        """Stop reading, with a receive buffer cut to a few KB: the server's sends back up
+        within seconds, as they would to a phone that stopped reading on a poor network."""
+        if self._transport is not None:
+            self._transport.pause_reading()
+            sock = self._transport.get_extra_info("socket")
+            if sock is not None:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
 
     def close(self, code: int = 1000) -> None:
         """Send a close frame and drop the connection without waiting for the echo."""

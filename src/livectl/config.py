@@ -29,6 +29,9 @@ class Settings(BaseSettings):
     # the timeout for a free one instead of failing: a burst of consoles must queue, not 500.
     redis_max_connections: int = 2000
     redis_pool_timeout_s: float = 10.0
+    # LIVECTL_REDIS_URL names one node of a Redis Cluster (rooms spread across its shards by
+    # their hash tag) rather than a single server.
+    redis_cluster: bool = False
 
     # Ingest limits (API.md).
     max_body_bytes: int = MiB

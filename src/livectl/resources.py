@@ -8,9 +8,10 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request, WebSocket
-from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from livectl.bus.connection import open_redis
 from livectl.bus.publish import Publisher
 from livectl.config import Settings
 from livectl.store.engine import create_engine, create_sessionmaker
@@ -37,15 +38,7 @@ def require_urls(settings: Settings) -> tuple[str, str]:
 @asynccontextmanager
 async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
     redis_url, database_url = require_urls(settings)
-    redis = Redis.from_pool(
-        BlockingConnectionPool.from_url(
-            redis_url,
-            max_connections=settings.redis_max_connections,
-            timeout=settings.redis_pool_timeout_s,
-            health_check_interval=30,
-            socket_keepalive=True,
-        )
-    )
+    redis = open_redis(settings, redis_url)
     engine = create_engine(database_url)
     try:
         yield Resources(

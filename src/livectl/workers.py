@@ -72,6 +72,10 @@ SUPERVISORS: dict[str, list[Callable[[Resources], Callable[[asyncio.Event], Awai
 # bulk work (archive, stats, ranking, opinion) of the same batch.
 LATENCY_GROUPS = (CONSOLE_RELAY,)
 
+# Groups whose effects a user sees in stream order (chat on the console): one consumer at a
+# time follows each room (see bus/consumer).
+ORDERED_GROUPS = (CONSOLE_RELAY,)
+
 
 async def run_workers(settings: Settings, groups: Sequence[str], stop: asyncio.Event) -> None:
     unknown = set(groups) - CONCERNS.keys()
@@ -87,6 +91,7 @@ async def run_workers(settings: Settings, groups: Sequence[str], stop: asyncio.E
                 handler=CONCERNS[group](resources),
                 name=name,
                 stream_of=STREAMS.get(group, events_stream),
+                ordered=group in ORDERED_GROUPS,
             )
             for group in groups
         ]

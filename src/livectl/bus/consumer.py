@@ -6,6 +6,11 @@ taken over with XAUTOCLAIM once idle; an entry delivered more than ``max_deliver
 parked in the room's dead-letter stream so one poison entry cannot stall a room. A batch that
 fails because a store is down (PostgreSQL stopped, a connection lost) is not poison: it is
 held and retried in place until the store is back, and never counts towards that cap.
+
+Consumers of one group share a room's entries, so two of them may apply consecutive entries
+at once. An ordered group (the console relay: viewers see chat in the order it came) has one
+consumer at a time follow a room instead, under a lease it renews as it reads; another takes
+the room over, with its pending entries, when the lease lapses.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from redis.typing import EncodableT, FieldT
 
 from livectl import metrics
 from livectl.bus.keys import ROOMS, RawEntry, RoomKeys, StreamReply
+from livectl.bus.lua import LEASE
 from livectl.config import Settings
 from livectl.kit import codec
 from livectl.kit.clock import now_ms
@@ -70,8 +76,12 @@ class StreamConsumer:
         handler: Handler,
         name: str,
         stream_of: StreamOf = events_stream,
+        ordered: bool = False,
     ) -> None:
         self._redis = redis
+        self._lease = redis.register_script(LEASE) if ordered else None
+        # Long enough to outlast a blocking read and the batch it returns between renewals.
+        self._lease_ms = max(5000, 5 * settings.worker_block_ms)
         self._stream_of = stream_of
         self._settings = settings
         self.group = group
@@ -104,12 +114,23 @@ class StreamConsumer:
         stream = self._stream_of(room)
         loop = asyncio.get_running_loop()
         next_reclaim = 0.0
+        next_renewal = 0.0
         group_ready = False
         while not stop.is_set():
             try:
                 if not group_ready:
                     await self._ensure_group(stream)
                     group_ready = True
+                if self._lease is not None and loop.time() >= next_renewal:
+                    if not await self._lease(
+                        keys=[RoomKeys(room).follow_lease(self.group)],
+                        args=[self.name, self._lease_ms],
+                    ):
+                        with contextlib.suppress(TimeoutError):
+                            await asyncio.wait_for(stop.wait(), self._lease_ms / 5000)
+                        continue
+                    # Renewed at a third of its life: two thirds are left for a read and a batch.
+                    next_renewal = loop.time() + self._lease_ms / 3000
                 if loop.time() >= next_reclaim:
                     await self._reclaim(room, stream, stop)
                     next_reclaim = loop.time() + self._settings.reclaim_every_ms / 1000

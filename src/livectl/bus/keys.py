@@ -62,6 +62,10 @@ class RoomKeys:
     def tick_lease(self, concern: str) -> str:
         return f"{self._prefix}:tick:{concern}"
 
+    def follow_lease(self, group: str) -> str:
+        """Which consumer of an ordered group follows the room's stream (bus/consumer)."""
+        return f"{self._prefix}:follow:{group}"
+
     def coupon(self, drop: str) -> str:
         """A drop's terms and figures; ``:users`` and ``:keys`` beside it (see coupons/claims)."""
         return f"{self._prefix}:coupon:{drop}"

@@ -44,3 +44,13 @@ local function fresh_buckets(key, from, prune)
 end
 """
 )
+
+# KEYS: lease. ARGV: holder, ttl ms. Take the lease if free, renew it if ours; 1 if held.
+LEASE = """
+local holder = redis.call('GET', KEYS[1])
+if holder == false or holder == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+return 0
+"""

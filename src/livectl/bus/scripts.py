@@ -6,6 +6,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
+from redis.asyncio.cluster import ClusterPipeline
 from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError
 from redis.typing import EncodableT, KeyT
@@ -34,5 +36,22 @@ async def run_many(redis: Redis, script: AsyncScript, calls: Sequence[ScriptCall
 async def _evalsha(redis: Redis, sha: str, calls: Sequence[ScriptCall]) -> list[Any]:
     async with redis.pipeline(transaction=False) as pipe:
         for keys, args in calls:
-            pipe.evalsha(sha, len(keys), *keys, *args)
+            # Through execute_command: redis-py's cluster pipeline refuses evalsha() by name,
+            # yet routes EVALSHA by its keys like any other command.
+            pipe.execute_command("EVALSHA", sha, len(keys), *keys, *args)
         return list(await pipe.execute(raise_on_error=False))
+
+
+async def queue_script(
+    pipe: Pipeline, script: AsyncScript, keys: Sequence[KeyT], args: Sequence[EncodableT]
+) -> None:
+    """Queue one run of ``script`` on ``pipe``.
+
+    A server's pipeline makes sure its scripts are loaded before it executes. A cluster
+    pipeline cannot (nor send EVALSHA by name), so there the body goes out with EVAL: each node
+    compiles it once and caches it, and a node that restarted cannot answer NOSCRIPT.
+    """
+    if isinstance(pipe, ClusterPipeline):
+        pipe.execute_command("EVAL", script.script, len(keys), *keys, *args)
+    else:
+        await script(keys=keys, args=args, client=pipe)

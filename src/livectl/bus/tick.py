@@ -16,6 +16,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from livectl.bus.keys import ROOMS, RoomKeys
+from livectl.bus.lua import LEASE
 from livectl.bus.scripts import run_many
 from livectl.kit import codec
 from livectl.kit.clock import now_ms
@@ -30,16 +31,6 @@ TICK_S = 1.0
 _CONCURRENT_ROOMS = 32
 # Long enough to survive a slow tick, short enough that a dead holder's rooms move on fast.
 _LEASE_MS = 3000
-
-# KEYS: lease. ARGV: holder, ttl ms. Take the lease if free, renew it if ours.
-_LEASE = """
-local holder = redis.call('GET', KEYS[1])
-if holder == false or holder == ARGV[1] then
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-  return 1
-end
-return 0
-"""
 
 
 async def live_rooms(redis: Redis) -> list[str]:
@@ -69,7 +60,7 @@ class RoomTicker:
         self._redis = redis
         self._concerns = concerns
         self._holder = holder
-        self._lease = redis.register_script(_LEASE)
+        self._lease = redis.register_script(LEASE)
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():

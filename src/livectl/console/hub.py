@@ -1,10 +1,13 @@
-"""Fan-out: one reader per room channel per process, one decoded frame for all its sockets.
+"""Fan-out: one reader per room channel per process, one encoded frame for all its sockets.
 
-Each socket has a bounded backlog. The reader appends a whole XREAD batch to every queue and
-wakes each socket once per batch (not once per message), so the cost of a busy room grows
-with batches, not with messages times sockets. A socket whose backlog reached its bound is
-marked overflowed and dropped from the room; its own task closes it with 4008. Nothing the
-reader does ever waits on a socket.
+A socket that has caught up is written to by the reader itself: each XREAD batch is encoded
+once as WebSocket frame bytes (per kind of view) and handed to every socket's transport, with
+no task woken per socket. Until then (history being sent, or a server whose transport is not
+reachable) the batch is appended to the socket's backlog and its own task sends it.
+
+Either way each socket has a bound: frames queued in its backlog, or written while its
+transport still held unsent bytes. A socket past it is marked overflowed and dropped from the
+room; its own task closes it with 4008. Nothing the reader does ever waits on a socket.
 """
 
 from __future__ import annotations
@@ -12,10 +15,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
+from websockets.frames import Frame as WireFrame
+from websockets.frames import Opcode
 
 from livectl import metrics
 from livectl.bus.keys import Channel, RoomKeys, StreamReply
@@ -35,30 +40,118 @@ def frame_of(entry_id: bytes, fields: dict[bytes, bytes]) -> Frame:
     return Frame(seq_of(entry_id), fields[b"f"].decode(), b"s" in fields)
 
 
+class Transport(Protocol):
+    """What the reader needs of a socket's transport (asyncio's has it)."""
+
+    def write(self, data: bytes) -> None: ...
+    def get_write_buffer_size(self) -> int: ...
+    def is_closing(self) -> bool: ...
+
+
+def encode(frames: Sequence[Frame], *, batch: bool) -> bytes:
+    """The WebSocket bytes that carry ``frames``: one text frame of them all, joined by
+    newlines, or one text frame each."""
+    if batch:
+        texts = "\n".join(frame.text for frame in frames).encode()
+        return WireFrame(Opcode.TEXT, texts).serialize(mask=False)
+    return b"".join(
+        WireFrame(Opcode.TEXT, frame.text.encode()).serialize(mask=False) for frame in frames
+    )
+
+
+class _Batch:
+    """One XREAD batch for every subscriber: each view of it encoded once, when first wanted."""
+
+    __slots__ = ("_encoded", "frames", "public")
+
+    def __init__(self, frames: list[Frame]) -> None:
+        self.frames = frames
+        self.public = [frame for frame in frames if not frame.staff_only]
+        self._encoded: dict[tuple[bool, bool], bytes] = {}
+
+    def view(self, *, staff: bool) -> list[Frame]:
+        return self.frames if staff else self.public
+
+    def encoded(self, *, staff: bool, batch: bool) -> bytes:
+        key = (staff, batch)
+        data = self._encoded.get(key)
+        if data is None:
+            data = self._encoded[key] = encode(self.view(staff=staff), batch=batch)
+        return data
+
+
 class Subscriber:
     """One socket's backlog. Kept small on purpose (a list and a future made only while the
     socket waits): an idle console costs memory for hours, times thousands of sockets."""
 
-    __slots__ = ("_limit", "_waiter", "ended", "frames", "overflowed", "staff")
+    __slots__ = (
+        "_behind",
+        "_limit",
+        "_transport",
+        "_waiter",
+        "batch",
+        "ended",
+        "frames",
+        "last_sent",
+        "overflowed",
+        "staff",
+    )
 
-    def __init__(self, limit: int, *, staff: bool) -> None:
+    def __init__(self, limit: int, *, staff: bool, batch: bool = True) -> None:
         self._limit = limit
         self._waiter: asyncio.Future[None] | None = None
+        self._transport: Transport | None = None
+        self._behind = 0  # frames written while the transport still held unsent bytes
         self.staff = staff
+        self.batch = batch
         self.frames: list[Frame] = []
+        self.last_sent = 0  # seq, once the reader writes to the socket itself
         self.overflowed = False
         self.ended = False  # the client went away
 
-    def offer(self, frames: Sequence[Frame]) -> bool:
+    def offer(self, batch: _Batch) -> bool:
+        if self._transport is not None:
+            return self._write(self._transport, batch)
         # The bound is on the backlog a socket has not sent yet, so a reader that keeps up
         # is never dropped however large one burst is; memory stays under limit + one batch.
         if len(self.frames) >= self._limit:
-            self.overflowed = True
-            self._wake()
-            return False
-        self.frames.extend(frames)
+            return self._overflow()
+        self.frames.extend(batch.view(staff=self.staff))
         self._wake()
         return True
+
+    def write_directly(self, transport: Transport, last_sent: int) -> None:
+        """From now on the reader writes to ``transport``; the caller has sent everything
+        up to ``last_sent`` and holds no backlog."""
+        self._transport = transport
+        self.last_sent = last_sent
+
+    def _write(self, transport: Transport, batch: _Batch) -> bool:
+        if transport.is_closing():
+            return True  # the client left: its task ends the subscription
+        frames = batch.view(staff=self.staff)
+        if frames and frames[0].seq <= self.last_sent:
+            # Only just caught up from history: part of this batch was sent already.
+            frames = [frame for frame in frames if frame.seq > self.last_sent]
+            data = encode(frames, batch=self.batch)
+        else:
+            data = batch.encoded(staff=self.staff, batch=self.batch)
+        if not frames:
+            return True
+        if not transport.get_write_buffer_size():
+            self._behind = 0
+        transport.write(data)
+        self.last_sent = frames[-1].seq
+        if transport.get_write_buffer_size():
+            self._behind += len(frames)
+            if self._behind >= self._limit:
+                return self._overflow()
+        return True
+
+    def _overflow(self) -> bool:
+        self.overflowed = True
+        self._wake()
+        return False
 
     def end(self) -> None:
         self.ended = True
@@ -107,10 +200,8 @@ class _ChannelReader:
                 self._dispatch(frames)
 
     def _dispatch(self, frames: list[Frame]) -> None:
-        public = [frame for frame in frames if not frame.staff_only]
-        overflowed = [
-            sub for sub in self.subscribers if not sub.offer(frames if sub.staff else public)
-        ]
+        batch = _Batch(frames)
+        overflowed = [sub for sub in self.subscribers if not sub.offer(batch)]
         for sub in overflowed:
             self.subscribers.discard(sub)
             metrics.SOCKETS_OVERFLOWED.inc()

@@ -5,14 +5,14 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
 from fastapi import WebSocket
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from livectl.bus.keys import Channel, RawEntry, RoomKeys
 from livectl.bus.publish import seq_of
-from livectl.console.hub import Frame, Hub, Subscriber, frame_of
+from livectl.console.hub import Frame, Hub, Subscriber, Transport, frame_of
 from livectl.errors import RateLimited, socket_error
 from livectl.kit import codec
 from livectl.kit.clock import now_ms
@@ -49,7 +49,9 @@ class ChannelSession:
         self._keys = RoomKeys(room)
         self._batch = batch
         self._snapshot = snapshot
-        self._subscriber = Subscriber(resources.settings.console_queue_frames, staff=staff)
+        self._subscriber = Subscriber(
+            resources.settings.console_queue_frames, staff=staff, batch=batch
+        )
         self._client_messages = FixedWindow(resources.settings.console_messages_per_s)
 
     async def run(self, since: int | None) -> None:
@@ -109,7 +111,13 @@ class ChannelSession:
 
     async def _follow(self, last_sent: int) -> None:
         subscriber = self._subscriber
+        transport = server_transport(self._ws)
         while True:
+            if transport is not None and not subscriber.frames:
+                # Caught up, nothing in hand: from here the room's reader writes each batch
+                # to this socket itself, and this task only waits for the end.
+                subscriber.write_directly(transport, last_sent)
+                transport = None
             await subscriber.wait()
             if subscriber.overflowed or subscriber.ended:
                 return
@@ -167,15 +175,25 @@ def _is_ping(text: str) -> bool:
     return isinstance(message, dict) and message.get("type") == "ping"
 
 
-def abort_transport(websocket: WebSocket) -> None:
-    """Drop the TCP connection under a socket whose peer no longer reads.
+def server_transport(websocket: WebSocket) -> Transport | None:
+    """The TCP transport under a socket, reached through the server's protocol object behind
+    the ``send`` callable (uvicorn's); None for a server we do not know.
 
-    ASGI offers no way to abort a connection, and a close frame cannot be written past a full
-    buffer, so this reaches the server's protocol object behind the ``send`` callable
-    (uvicorn's). If the server is not one we know, the server's own ping timeout ends it.
+    ASGI offers neither a way to abort a connection nor one to write bytes encoded once for
+    many sockets; both need it.
     """
     protocol = getattr(websocket._send, "__self__", None)
     transport = getattr(protocol, "transport", None)
-    abort = getattr(transport, "abort", None)
-    if callable(abort):
-        abort()
+    needed = ("write", "get_write_buffer_size", "is_closing", "abort")
+    if transport is None or not all(callable(getattr(transport, n, None)) for n in needed):
+        return None
+    return cast(Transport, transport)
+
+
+def abort_transport(websocket: WebSocket) -> None:
+    """Drop the TCP connection under a socket whose peer no longer reads (a close frame
+    cannot be written past a full buffer). If the server is not one we know, the server's own
+    ping timeout ends it."""
+    transport = server_transport(websocket)
+    if transport is not None:
+        cast(asyncio.Transport, transport).abort()

@@ -20,6 +20,7 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
 from livectl.bus.keys import RoomKeys
+from livectl.bus.scripts import queue_script
 from livectl.coupons.rules import ClaimRecord, Redemption
 from livectl.kit import codec
 
@@ -333,4 +334,4 @@ class CouponScripts:
                     claim.idempotency_key or "",
                     order_id or "",
                 )
-            await self._reconcile(keys=[RoomKeys(room).tag], args=args, client=pipe)
+            await queue_script(pipe, self._reconcile, [RoomKeys(room).tag], args)

@@ -105,10 +105,12 @@ class Windows:
         window = bursts.window_buckets(now_ms)
         signals = list(signals)
         async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.pfcount(*(keys.opinion_chat(b) for b in window))
+            # Multi-key commands through execute_command: redis-py's cluster pipeline refuses
+            # them by name, though one room's keys share a slot and Redis takes them.
+            pipe.execute_command("PFCOUNT", *(keys.opinion_chat(b) for b in window))
             for signal in signals:
-                pipe.sunion([keys.opinion_texts(b, signal) for b in window])
-                pipe.sunion([keys.opinion_users(b, signal) for b in window])
+                pipe.execute_command("SUNION", *(keys.opinion_texts(b, signal) for b in window))
+                pipe.execute_command("SUNION", *(keys.opinion_users(b, signal) for b in window))
             total, *unions = await pipe.execute()
         candidates = []
         for signal, texts, users in zip(signals, unions[::2], unions[1::2], strict=True):
@@ -163,7 +165,7 @@ class Windows:
         intents = list(QUESTION_INTENTS)
         async with self._redis.pipeline(transaction=False) as pipe:
             for intent in intents:
-                pipe.pfcount(*tallies_of(intent))
+                pipe.execute_command("PFCOUNT", *tallies_of(intent))
                 pipe.lrange(samples_of(intent), 0, _SAMPLES_PER_QUESTION - 1)
             replies = await pipe.execute()
         asked = [

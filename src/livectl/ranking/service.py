@@ -19,6 +19,7 @@ from livectl.auth.tokens import Principal
 from livectl.bus.keys import APPLIED_TTL_MS, RoomKeys
 from livectl.bus.lua import APPLY_ONCE, FRESH_BUCKETS
 from livectl.bus.publish import Message
+from livectl.bus.scripts import queue_script
 from livectl.kit import clock, codec
 from livectl.kit.cache import read_through
 from livectl.ranking import repository
@@ -111,16 +112,17 @@ class RankingStore:
     ) -> None:
         """Queue one entry's signals on ``pipe``; applied once, however often it is queued."""
         keys = RoomKeys(room)
-        await self._apply(
-            keys=[keys.applied(group, entry_id), keys.ranking_window, keys.ranking_sold],
-            args=[
+        await queue_script(
+            pipe,
+            self._apply,
+            [keys.applied(group, entry_id), keys.ranking_window, keys.ranking_sold],
+            [
                 entry_id,
                 APPLIED_TTL_MS,
                 at_ms // 1000 // BUCKET_S,
                 codec.dumps(dict(signals)),
                 codec.dumps(dict(sold)),
             ],
-            client=pipe,
         )
 
     async def read(self, room: str, now_ms: int, *, tick: bool) -> RankingView:

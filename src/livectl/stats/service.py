@@ -16,6 +16,7 @@ from redis.asyncio.client import Pipeline
 from livectl.bus.keys import APPLIED_TTL_MS, Channel, RoomKeys
 from livectl.bus.lua import APPLY_ONCE, FRESH_BUCKETS, IN_CHUNKS
 from livectl.bus.publish import Message
+from livectl.bus.scripts import queue_script
 from livectl.config import Settings
 from livectl.ingest.entries import entry_ms
 from livectl.kit import codec
@@ -174,8 +175,10 @@ class StatsStore:
         Rates count it in the second it came, not the second this worker got to it."""
         keys = RoomKeys(room)
         at_ms = entry_ms(entry_id)
-        await self._apply(
-            keys=[
+        await queue_script(
+            pipe,
+            self._apply,
+            [
                 keys.applied(group, entry_id),
                 keys.stats_totals,
                 keys.stats_window,
@@ -183,14 +186,13 @@ class StatsStore:
                 keys.online,
                 keys.sessions,
             ],
-            args=[
+            [
                 entry_id,
                 APPLIED_TTL_MS,
                 at_ms // 1000,
                 at_ms,
                 codec.dumps(effect.wire()),
             ],
-            client=pipe,
         )
 
     async def read(self, room: str, now_ms: int, *, tick: bool) -> StatsRead:
