@@ -130,6 +130,8 @@ class ValidationFailed(LivectlError):
 class InvalidRules(LivectlError):
     status = 422
     code = "invalid_rules"
+
+
 class RateLimited(LivectlError):
     """Past a limit against abuse (docs/api.md, "Limits"): wait ``retry_after_s`` and retry."""
 
