@@ -15,10 +15,7 @@ import httpx
 
 from livectl.auth.tokens import Role
 from tests.conftest import Stack, chat, create_room, open_console
-from tests.test_coupon_recovery import crashable, own_stack
 from tests.test_giveaways import SPEC, audit, drawn, reverify
-
-__all__ = ["crashable", "own_stack"]  # fixtures this module uses
 
 USERS = 300
 
