@@ -30,6 +30,7 @@ ROLES: dict[str, Role | None] = {
     "GET /metrics": None,
     "POST /v1/tokens": Role.ADMIN,
     "POST /v1/rooms": Role.CONTROLLER,
+    "GET /v1/rooms": Role.HOST,
     "GET /v1/rooms/{room}": Role.HOST,
     "POST /v1/rooms/{room}/start": Role.CONTROLLER,
     "POST /v1/rooms/{room}/end": Role.CONTROLLER,
@@ -63,6 +64,15 @@ ROLES: dict[str, Role | None] = {
     "DELETE /v1/rooms/{room}/mutes/{user_id}": Role.ASSISTANT,
     "POST /v1/rooms/{room}/messages/{event_id}/hide": Role.ASSISTANT,
     "GET /v1/rooms/{room}/moderation/actions": Role.ASSISTANT,
+    "GET /v1/rooms/{room}/report": Role.HOST,
+    "GET /v1/rooms/{room}/rules": Role.HOST,
+    "PUT /v1/rooms/{room}/rules": Role.CONTROLLER,
+    "GET /v1/rooms/{room}/rules/firings": Role.HOST,
+    "POST /v1/rooms/{room}/giveaways": Role.CONTROLLER,
+    "GET /v1/rooms/{room}/giveaways": Role.PLAYER,
+    "GET /v1/rooms/{room}/giveaways/{giveaway}": Role.PLAYER,
+    "POST /v1/rooms/{room}/giveaways/{giveaway}/close": Role.ASSISTANT,
+    "GET /v1/rooms/{room}/giveaways/{giveaway}/audit": Role.PLAYER,
     "WS /v1/rooms/{room}/ingest": Role.INGEST,
     "WS /v1/rooms/{room}/console": Role.HOST,
     "WS /v1/rooms/{room}/live": Role.PLAYER,
@@ -70,7 +80,13 @@ ROLES: dict[str, Role | None] = {
 }
 
 # Values for the other path parameters: well formed, whether or not they exist.
-_PATH_VALUES = {"pid": "sku-1", "coupon": "probe", "alert_id": "1", "user_id": "u1"}
+_PATH_VALUES = {
+    "pid": "sku-1",
+    "coupon": "probe",
+    "alert_id": "1",
+    "user_id": "u1",
+    "giveaway": "probe",
+}
 _PARAM = re.compile(r"\{(\w+)\}")
 
 
