@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 from typing import Any
 
 import httpx
@@ -301,3 +303,24 @@ async def test_a_replay_reproduces_the_firings_of_the_live(
     for recorded, again in zip(live, replayed, strict=True):
         assert again.dry_run
         assert abs(recorded["offset_ms"] - (again.offset_ms or 0)) <= 250, (recorded, again)
+
+    # The command prints the same firings, in live time.
+    printed = await replay_command(stack, room, "--speed", "8")
+    assert printed.returncode == 0, printed.stderr
+    lines = printed.stdout.decode().splitlines()
+    assert f"{len(live)} firings" in lines[1], (printed.stdout.decode(), live)
+    assert [line.split()[2] for line in lines[2:]] == [f["rule_id"] for f in live]
+    missing = await replay_command(stack, unique("nope"), "--speed", "8")
+    assert missing.returncode == 1
+    assert b"room_not_found" in missing.stderr
+
+
+async def replay_command(stack: Stack, *args: str) -> subprocess.CompletedProcess[bytes]:
+    return await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "livectl", "replay", *args],
+        env=stack.env,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
