@@ -20,6 +20,7 @@ from livectl.rules.service import FiringService, RuleService
 from livectl.rules.worker import room_clock
 from tests.conftest import Stack, chat, create_room, open_console, sql_value, unique, wait_for
 from tests.test_coupons import DROP
+from tests.test_opinion import send
 
 ANNOUNCE = [{"kind": "announce", "text": "link is up"}]
 GIVEAWAY = {"title": "福袋", "prize": "口红", "winners": 1, "entry": "comment", "duration_s": 60}
@@ -27,14 +28,6 @@ GIVEAWAY = {"title": "福袋", "prize": "口红", "winners": 1, "entry": "commen
 
 def rule(rule_id: str, trigger: dict[str, Any], **fields: Any) -> dict[str, Any]:
     return {"id": rule_id, "trigger": trigger, "actions": ANNOUNCE} | fields
-
-
-async def send(stack: Stack, room: str, events: list[dict[str, Any]]) -> None:
-    async with httpx.AsyncClient(
-        base_url=stack.base_url, headers=stack.headers(Role.INGEST, [room]), timeout=10
-    ) as client:
-        answer = await client.post(f"/v1/rooms/{room}/events", json=events)
-        assert answer.status_code == 202, answer.text
 
 
 async def firings(admin: httpx.AsyncClient, room: str) -> list[dict[str, Any]]:

@@ -108,6 +108,34 @@ def evaluate(rules: RuleSetIn, started_ms: int, observation: Observation) -> lis
     return firings
 
 
+def by_event_type(rules: RuleSetIn) -> dict[str, RuleSetIn]:
+    """Per event type, the rules an event of that type can fire: an event is then checked
+    against those only, not the whole set (most rules watch the clock or one event type)."""
+    watching: dict[str, list[Rule]] = {}
+    for rule in rules.rules:
+        for event_type in _event_types(rule.trigger):
+            watching.setdefault(event_type, []).append(rule)
+    return {
+        event_type: RuleSetIn.model_construct(dry_run=rules.dry_run, rules=subset)
+        for event_type, subset in watching.items()
+    }
+
+
+def _event_types(trigger: object) -> tuple[str, ...]:
+    match trigger:
+        case ChatKeyword():
+            return ("chat",)
+        case OrderPlaced():
+            return ("order",)
+        case ViewerAction(event=event):
+            return (event,)
+        case LikesPassed():
+            return ("like",)
+        case OnlineAbove():
+            return ("enter",)
+    return ()
+
+
 def bucket_of(at_ms: int, started_ms: int) -> int:
     return (at_ms - started_ms) // BUCKET_MS
 
