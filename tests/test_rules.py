@@ -317,3 +317,40 @@ async def replay_command(stack: Stack, *args: str) -> subprocess.CompletedProces
         timeout=60,
         check=False,
     )
+
+
+async def test_shop_state_rules_fire_once_per_product_and_run_their_actions(
+    admin: httpx.AsyncClient, room: str
+) -> None:
+    await admin.put(
+        f"/v1/rooms/{room}/rules",
+        json={
+            "rules": [
+                {
+                    "id": "restock",
+                    "trigger": {"kind": "sold_out", "product_id": "sku-1"},
+                    "actions": [
+                        {"kind": "pin_product", "product_id": "sku-2"},
+                        {"kind": "alert", "level": "info", "title": "口红卖完了"},
+                    ],
+                },
+                rule("any-sold-out", {"kind": "sold_out"}),
+            ]
+        },
+    )
+    assert (await admin.post(f"/v1/rooms/{room}/products/sku-1/sold-out")).status_code == 200
+
+    async def fired() -> bool:
+        found = await firings(admin, room)
+        return len(found) == 2 and all(f["status"] == "done" for f in found)
+
+    await wait_for(fired)
+    await asyncio.sleep(2.5)  # more ticks see it sold out: nothing fires again
+    found = await firings(admin, room)
+    assert sorted(f["rule_id"] for f in found) == ["any-sold-out", "restock"]
+    restock = next(f for f in found if f["rule_id"] == "restock")
+    assert restock["reason"] == "product sku-1 sold out"
+    assert (await admin.get(f"/v1/rooms/{room}")).json()["pinned_product_id"] == "sku-2"
+    assert [a["title"] for a in (await admin.get(f"/v1/rooms/{room}/alerts")).json()] == [
+        "口红卖完了"
+    ]
