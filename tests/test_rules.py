@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -12,12 +13,15 @@ import pytest
 from redis.asyncio import Redis
 
 from livectl.auth.tokens import Role
+from livectl.bus.consumer import Entry
 from livectl.bus.keys import RoomKeys
+from livectl.kit import codec
+from livectl.kit.clock import now_ms
 from livectl.resources import Resources
 from livectl.rules.replay import Replayer
 from livectl.rules.rules import Firing
 from livectl.rules.service import FiringService, RuleService
-from livectl.rules.worker import room_clock
+from livectl.rules.worker import RulesWorker, room_clock
 from tests.conftest import Stack, chat, create_room, open_console, sql_value, unique, wait_for
 from tests.test_coupons import DROP
 from tests.test_opinion import send
@@ -253,7 +257,7 @@ def found_id(found: list[dict[str, Any]]) -> str:
 
 
 async def test_a_replay_reproduces_the_firings_of_the_live(
-    stack: Stack, admin: httpx.AsyncClient, resources: Resources
+    stack: Stack, admin: httpx.AsyncClient, resources: Resources, tmp_path: Path
 ) -> None:
     room = await create_room(admin)
     rules = {
@@ -303,6 +307,11 @@ async def test_a_replay_reproduces_the_firings_of_the_live(
     lines = printed.stdout.decode().splitlines()
     assert f"{len(live)} firings" in lines[1], (printed.stdout.decode(), live)
     assert [line.split()[2] for line in lines[2:]] == [f["rule_id"] for f in live]
+    bad = tmp_path / "rules.json"
+    bad.write_text('{"rules": [{"id": "x", "trigger": {"kind": "likes"}, "actions": []}]}')
+    refused = await replay_command(stack, room, "--rules", str(bad))
+    assert refused.returncode == 1
+    assert b"invalid_rules: rule 'x' (rules[0])" in refused.stderr
     missing = await replay_command(stack, unique("nope"), "--speed", "8")
     assert missing.returncode == 1
     assert b"room_not_found" in missing.stderr
@@ -354,3 +363,37 @@ async def test_shop_state_rules_fire_once_per_product_and_run_their_actions(
     assert [a["title"] for a in (await admin.get(f"/v1/rooms/{room}/alerts")).json()] == [
         "口红卖完了"
     ]
+
+
+async def test_a_redelivered_entry_counts_once_and_fires_nothing_twice(
+    admin: httpx.AsyncClient, room: str, resources: Resources, redis: Redis
+) -> None:
+    await admin.put(
+        f"/v1/rooms/{room}/rules",
+        json={
+            "rules": [
+                rule("likes", {"kind": "likes", "above": 100}),
+                rule("order", {"kind": "order", "product_id": "sku-1"}),
+            ]
+        },
+    )
+    likes = [{"type": "like", "user": {"id": "fan"}, "count": 60} for _ in range(2)]
+    order = {
+        "type": "order",
+        "user": {"id": "buyer"},
+        "product_id": "sku-1",
+        "order": {"id": "o1", "quantity": 1, "amount": 9900},
+    }
+    # Handed to the worker directly (not through the stream the session's worker reads),
+    # twice, as a reclaimed entry would be.
+    entry = Entry(f"{now_ms()}-0", {b"e": codec.dumps([*likes, order])})
+    worker = RulesWorker(resources)
+    await worker.handle(room, [entry])
+    await worker.handle(room, [entry])
+    await RulesWorker(resources).handle(room, [entry])  # and by another worker process
+    assert await redis.hget(RoomKeys(room).rules_figures, "likes") == b"120"
+    recorded = await firings(admin, room)
+    assert sorted(f["rule_id"] for f in recorded) == ["likes", "order"]
+    assert (
+        next(f for f in recorded if f["rule_id"] == "likes")["reason"] == "likes passed 100 (120)"
+    )
