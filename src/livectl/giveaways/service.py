@@ -201,18 +201,21 @@ class GiveawayService:
     async def audit(self, room: str, giveaway_id: str) -> GiveawayAudit:
         """What anyone needs to re-run the draw (``rules.verify``), once it is drawn."""
         row = await self._row(room, giveaway_id)
-        if row.drawn_at is None or row.entries is None or row.winner_ids is None:
+        if row.drawn_at is None:
             raise GiveawayNotDrawn("the giveaway has not been drawn yet; its seed is secret")
-        return GiveawayAudit(
-            id=row.id,
-            algorithm=ALGORITHM,
-            commitment=row.commitment,
-            seed=row.seed,
-            winners=row.winners,
-            entries=row.entries,
-            entries_hash=row.entries_hash or "",
-            winner_ids=row.winner_ids,
-            drawn_at=row.drawn_at,
+        # A drawn record always holds its entries, their hash and the winners (one UPDATE).
+        return GiveawayAudit.model_validate(
+            {
+                "id": row.id,
+                "algorithm": ALGORITHM,
+                "commitment": row.commitment,
+                "seed": row.seed,
+                "winners": row.winners,
+                "entries": row.entries,
+                "entries_hash": row.entries_hash,
+                "winner_ids": row.winner_ids,
+                "drawn_at": row.drawn_at,
+            }
         )
 
     async def close(self, room: str, giveaway_id: str, reason: str = "closed") -> GiveawayDetail:
@@ -266,7 +269,7 @@ class GiveawayService:
         if moved:
             async with self._resources.sessionmaker() as session:
                 rows = [await repository.get(session, room, giveaway_id) for giveaway_id in moved]
-            await self._publish(room, [r for r in rows if r is not None])
+            await self._push_counts(room, [r for r in rows if r is not None])
 
     async def settle(self, room: str, giveaway_id: str, now: int, *, force: bool = False) -> None:
         """Draw a giveaway whose entries have closed, once every event appended before the
@@ -334,8 +337,10 @@ class GiveawayService:
         for channel in (Channel.CONSOLE, Channel.LIVE):
             await self._resources.publisher.publish_once(room, [(token, message)], channel)
 
-    async def _publish(self, room: str, rows: Sequence[Giveaway]) -> None:
-        views = await self._details(room, rows)
+    async def _push_counts(self, room: str, rows: Sequence[Giveaway]) -> None:
+        """Entry counts of giveaways still open: one closed meanwhile is announced by its
+        draw alone."""
+        views = [view for view in await self._details(room, rows) if view.state == "open"]
         await self._resources.publisher.publish(
             room,
             [Message("giveaway", _public(view)) for view in views],
