@@ -317,3 +317,25 @@ async def test_rule_key_redelivery_and_crash_keep_the_winners(
     assert sum(1 for m in messages if m["state"] == "open" and m["entrants"] == 0) == 1
     await console.socket.close()
     await admin.post(f"/v1/rooms/{room}/end")
+
+
+async def test_a_giveaway_redis_lost_is_put_back_and_drawn(
+    admin: httpx.AsyncClient, resources: Resources, room: str
+) -> None:
+    started = await start(admin, room, duration_s=6)
+    await send(admin, room, [chat("想要福袋", user="kept")])
+
+    async def entered() -> bool:
+        body = (await admin.get(f"/v1/rooms/{room}/giveaways/{started['id']}")).json()
+        return bool(body["entrants"] == 1)
+
+    await wait_for(entered)
+    keys = RoomKeys(room)
+    # Redis forgets that the giveaway is open (its entrants survive, as from the AOF).
+    await resources.redis.delete(keys.giveaways_open, keys.giveaway(started["id"]))
+    await GiveawayService(resources).recover()
+    assert await resources.redis.sismember(keys.giveaways_open, started["id"])
+    await drawn(admin, room, started["id"])
+    published = await audit(admin, room, started["id"])
+    assert published["entries"] == ["kept"]
+    assert reverify(published)

@@ -154,6 +154,22 @@ class GiveawayService:
             await pipe.execute()
         await self._announce(room, row, f"giveaway:{row.id}:started")
 
+    async def recover(self) -> None:
+        """Put back in Redis every giveaway not yet drawn that Redis does not know as open
+        (Redis restarted empty, or a crash came between the record and Redis): the tick then
+        draws it on time, or it is drawn now if its room has ended. Re-opening one drawn
+        meanwhile is harmless: its next settle finds the record and announces nothing twice."""
+        async with self._resources.sessionmaker() as session:
+            rows = await repository.undrawn(session)
+        for row in rows:
+            if await self._redis.sismember(RoomKeys(row.room_id).giveaways_open, row.id):
+                continue
+            await self._open(row.room_id, row)
+            # Also puts the room itself back in Redis, so that the tick finds it again.
+            state = await self._rooms.state(row.room_id)
+            if state.room.status == "ended":  # its end's own draw was cut short
+                await self.close_room(row.room_id)
+
     async def giveaways(self, room: str) -> list[GiveawayDetail]:
         await self._rooms.state(room)  # 404 for an unknown room
         async with self._resources.sessionmaker() as session:
