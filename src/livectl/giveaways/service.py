@@ -111,7 +111,7 @@ class GiveawayService:
     ) -> GiveawayDetail:
         """Start a giveaway in a live room: the seed is made here and only its commitment
         published. With ``key`` (a rule firing id), a repeated start answers the giveaway the
-        first one started and starts nothing new."""
+        first one started and starts nothing new (keys of up to 200 characters)."""
         state = await self._rooms.state(room)
         if state.room.status != "live":
             raise RoomNotLive("giveaways start only while the room is live")
