@@ -148,7 +148,8 @@ class GiveawayService:
     async def _open(self, room: str, row: Giveaway) -> None:
         keys = RoomKeys(room)
         async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.hset(keys.giveaway(row.id), mapping=_match_terms(row))
+            # The start announces no entrants: the tick pushes a count only once one moves.
+            pipe.hset(keys.giveaway(row.id), mapping=_match_terms(row) | {"pushed": 0})
             pipe.pexpireat(keys.giveaway(row.id), row.ends_at + _KEEP_MS)
             pipe.sadd(keys.giveaways_open, row.id)
             await pipe.execute()
