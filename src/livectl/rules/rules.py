@@ -113,7 +113,8 @@ def by_event_type(rules: RuleSetIn) -> dict[str, RuleSetIn]:
     against those only, not the whole set (most rules watch the clock or one event type)."""
     watching: dict[str, list[Rule]] = {}
     for rule in rules.rules:
-        for event_type in _event_types(rule.trigger):
+        event_type = _event_type(rule.trigger)
+        if event_type is not None:
             watching.setdefault(event_type, []).append(rule)
     return {
         event_type: RuleSetIn.model_construct(dry_run=rules.dry_run, rules=subset)
@@ -121,19 +122,19 @@ def by_event_type(rules: RuleSetIn) -> dict[str, RuleSetIn]:
     }
 
 
-def _event_types(trigger: object) -> tuple[str, ...]:
+def _event_type(trigger: object) -> str | None:
     match trigger:
         case ChatKeyword():
-            return ("chat",)
+            return "chat"
         case OrderPlaced():
-            return ("order",)
+            return "order"
         case ViewerAction(event=event):
-            return (event,)
+            return event
         case LikesPassed():
-            return ("like",)
+            return "like"
         case OnlineAbove():
-            return ("enter",)
-    return ()
+            return "enter"
+    return None
 
 
 def bucket_of(at_ms: int, started_ms: int) -> int:
