@@ -5,7 +5,7 @@ finishes firings a dead worker left claimed."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from livectl.bus.consumer import Entry
@@ -211,7 +211,16 @@ def _shifted(seen: Seen, base: Figures) -> Seen:
     def plus(figures: Figures) -> Figures:
         return Figures(base.likes + figures.likes, base.online + figures.online)
 
-    return replace(seen, before=plus(seen.before), after=plus(seen.after))
+    # Built, not dataclasses.replace(): this runs once per event.
+    return Seen(
+        seen.at_ms,
+        seen.type,
+        seen.key,
+        seen.words,
+        seen.product_id,
+        plus(seen.before),
+        plus(seen.after),
+    )
 
 
 class RulesTick:
