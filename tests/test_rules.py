@@ -23,6 +23,7 @@ from livectl.rules.rules import Firing
 from livectl.rules.service import FiringService, RuleService
 from livectl.rules.worker import RulesWorker, room_clock
 from tests.conftest import Stack, chat, create_room, open_console, sql_value, unique, wait_for
+from tests.test_bursts import ORDINARY_NEGATIVE
 from tests.test_coupons import DROP
 from tests.test_opinion import send
 
@@ -397,3 +398,21 @@ async def test_a_redelivered_entry_counts_once_and_fires_nothing_twice(
     assert (
         next(f for f in recorded if f["rule_id"] == "likes")["reason"] == "likes passed 100 (120)"
     )
+
+
+async def test_a_negative_share_window_fires_from_the_chat_itself(
+    stack: Stack, admin: httpx.AsyncClient, room: str
+) -> None:
+    trigger = {"kind": "negative_share", "window_s": 5, "above": 0.5, "min_comments": 4}
+    await admin.put(f"/v1/rooms/{room}/rules", json={"rules": [rule("angry", trigger)]})
+    await send(stack, room, [chat(text, user=f"n{i}") for i, text in enumerate(ORDINARY_NEGATIVE)])
+
+    async def fired() -> bool:
+        return bool(await firings(admin, room))
+
+    await wait_for(fired, timeout=15)
+    (angry,) = await firings(admin, room)
+    # (The opinion analyser judges which comments are negative: most of these, not all.)
+    assert angry["reason"].startswith("negative share "), angry
+    assert angry["reason"].endswith(" of 7 comments over 5 s"), angry
+    assert angry["offset_ms"] % 5000 == 0  # on a step of the room clock
