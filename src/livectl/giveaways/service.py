@@ -53,7 +53,9 @@ GROUP = "giveaways"
 
 # A draw waits for the giveaways group to have applied every event appended before the end,
 # but never longer than this past the end: a stalled worker cannot hold a draw back forever.
-SETTLE_LIMIT_MS = 10_000
+# Long enough for a crashed worker's restart and for the entries it held to be reclaimed
+# (idle 30 s by default, see Settings.reclaim_idle_ms): viewers who entered in time count.
+SETTLE_LIMIT_MS = 60_000
 # Ending a room draws its open giveaways at once, after waiting up to 2 s for late entries.
 ROOM_END_CHECKS = 20  # 0.1 s apart
 # Redis copies outlive the end by a day at most, should an announcement never come.
