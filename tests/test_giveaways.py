@@ -39,12 +39,14 @@ async def send(client: httpx.AsyncClient, room: str, events: list[dict[str, Any]
     assert response.json()["accepted"] == len(events)
 
 
-async def drawn(client: httpx.AsyncClient, room: str, giveaway: str) -> dict[str, Any]:
+async def drawn(
+    client: httpx.AsyncClient, room: str, giveaway: str, timeout: float = 20
+) -> dict[str, Any]:
     async def is_drawn() -> bool:
         body = (await client.get(f"/v1/rooms/{room}/giveaways/{giveaway}")).json()
         return bool(body["state"] == "drawn")
 
-    await wait_for(is_drawn, timeout=20)
+    await wait_for(is_drawn, timeout=timeout)
     body: dict[str, Any] = (await client.get(f"/v1/rooms/{room}/giveaways/{giveaway}")).json()
     return body
 

@@ -53,7 +53,9 @@ GROUP = "giveaways"
 
 # A draw waits for the giveaways group to have applied every event appended before the end,
 # but never longer than this past the end: a stalled worker cannot hold a draw back forever.
-SETTLE_LIMIT_MS = 10_000
+# Long enough for a crashed worker's restart and for the entries it held to be reclaimed
+# (idle 30 s by default, see Settings.reclaim_idle_ms): viewers who entered in time count.
+SETTLE_LIMIT_MS = 60_000
 # Ending a room draws its open giveaways at once, after waiting up to 2 s for late entries.
 ROOM_END_CHECKS = 20  # 0.1 s apart
 # Redis copies outlive the end by a day at most, should an announcement never come.
@@ -157,16 +159,21 @@ class GiveawayService:
 
     async def recover(self) -> None:
         """Put back in Redis every giveaway not yet drawn that Redis does not know as open
-        (Redis restarted empty, or a crash came between the record and Redis): the tick then
-        draws it on time, or it is drawn now if its room has ended. Re-opening one drawn
+        (Redis lost it in a restart, or a crash came between the record and Redis), once its
+        room is known to this Redis: the tick then draws it on time, or it is drawn now if
+        its room has ended. Re-opening one drawn
         meanwhile is harmless: its next settle finds the record and announces nothing twice."""
         async with self._resources.sessionmaker() as session:
             rows = await repository.undrawn(session)
         for row in rows:
-            if await self._redis.sismember(RoomKeys(row.room_id).giveaways_open, row.id):
+            keys = RoomKeys(row.room_id)
+            # Only rooms this Redis serves: another Redis over the same database (a second
+            # deployment, a test's own stack) must never draw a giveaway it saw no entries of.
+            if not await self._redis.exists(keys.meta) or await self._redis.sismember(
+                keys.giveaways_open, row.id
+            ):
                 continue
             await self._open(row.room_id, row)
-            # Also puts the room itself back in Redis, so that the tick finds it again.
             state = await self._rooms.state(row.room_id)
             if state.room.status == "ended":  # its end's own draw was cut short
                 await self.close_room(row.room_id)
@@ -333,7 +340,7 @@ class GiveawayService:
         try:
             groups: list[dict[str, Any]] = await self._redis.xinfo_groups(stream)
         except ResponseError:
-            return True  # no stream: no events at all
+            return False  # no stream yet: no worker has followed the room, nothing is known
         mine = next((g for g in groups if codec.text(g["name"]) == GROUP), None)
         if mine is None:
             return False
