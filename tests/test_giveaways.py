@@ -39,12 +39,14 @@ async def send(client: httpx.AsyncClient, room: str, events: list[dict[str, Any]
     assert response.json()["accepted"] == len(events)
 
 
-async def drawn(client: httpx.AsyncClient, room: str, giveaway: str) -> dict[str, Any]:
+async def drawn(
+    client: httpx.AsyncClient, room: str, giveaway: str, timeout: float = 20
+) -> dict[str, Any]:
     async def is_drawn() -> bool:
         body = (await client.get(f"/v1/rooms/{room}/giveaways/{giveaway}")).json()
         return bool(body["state"] == "drawn")
 
-    await wait_for(is_drawn, timeout=20)
+    await wait_for(is_drawn, timeout=timeout)
     body: dict[str, Any] = (await client.get(f"/v1/rooms/{room}/giveaways/{giveaway}")).json()
     return body
 
@@ -70,6 +72,8 @@ def reverify(published: dict[str, Any]) -> bool:
 async def test_keyword_entries_draw_on_time_and_reverify(
     stack: Stack, admin: httpx.AsyncClient, room: str
 ) -> None:
+    # Sent before the start: it does not count, however late a worker gets to it.
+    await send(admin, room, [chat("想要福袋", user="too-early")])
     console = await open_console(stack, room)
     live = await open_console(stack, room, role=Role.PLAYER, channel="live")
     started = await start(admin, room)
@@ -311,7 +315,29 @@ async def test_rule_key_redelivery_and_crash_keep_the_winners(
             messages.append((await console.next_of("giveaway", timeout=2))["data"])
         except TimeoutError:
             break
-    assert [m["state"] for m in messages if m["state"] != "open"] == ["drawn"]
+    assert [m["state"] for m in messages if m["state"] != "open"] == ["drawn"], messages
     assert sum(1 for m in messages if m["state"] == "open" and m["entrants"] == 0) == 1
     await console.socket.close()
     await admin.post(f"/v1/rooms/{room}/end")
+
+
+async def test_a_giveaway_redis_lost_is_put_back_and_drawn(
+    admin: httpx.AsyncClient, resources: Resources, room: str
+) -> None:
+    started = await start(admin, room, duration_s=6)
+    await send(admin, room, [chat("想要福袋", user="kept")])
+
+    async def entered() -> bool:
+        body = (await admin.get(f"/v1/rooms/{room}/giveaways/{started['id']}")).json()
+        return bool(body["entrants"] == 1)
+
+    await wait_for(entered)
+    keys = RoomKeys(room)
+    # Redis forgets that the giveaway is open (its entrants survive, as from the AOF).
+    await resources.redis.delete(keys.giveaways_open, keys.giveaway(started["id"]))
+    await GiveawayService(resources).recover()
+    assert await resources.redis.sismember(keys.giveaways_open, started["id"])
+    await drawn(admin, room, started["id"])
+    published = await audit(admin, room, started["id"])
+    assert published["entries"] == ["kept"]
+    assert reverify(published)

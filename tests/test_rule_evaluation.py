@@ -16,6 +16,7 @@ from livectl.rules.rules import (
     Shop,
     Step,
     bucket_of,
+    by_event_type,
     evaluate,
     steps_between,
 )
@@ -191,3 +192,28 @@ def test_bad_rules_are_refused_with_the_reason(rule: dict[str, Any], expected: s
     body = {"id": "r1", "actions": [{"kind": "announce", "text": "hi"}]} | rule
     with pytest.raises(ValidationError, match=expected):
         RuleSetIn.model_validate({"rules": [body]})
+
+
+def test_events_are_checked_against_the_rules_watching_their_type() -> None:
+    rules = RuleSetIn.model_validate(
+        {
+            "rules": [
+                {"id": f"r{n}", "trigger": trigger, "actions": [{"kind": "announce", "text": "x"}]}
+                for n, trigger in enumerate(
+                    [
+                        {"kind": "chat_keyword", "keywords": ["链接"]},
+                        {"kind": "likes", "above": 5},
+                        {"kind": "schedule", "every_s": 60},
+                        {"kind": "viewer", "event": "share"},
+                        {"kind": "chat_keyword", "keywords": ["买"]},
+                    ]
+                )
+            ]
+        }
+    )
+    watching = by_event_type(rules)
+    assert {kind: [r.id for r in subset.rules] for kind, subset in watching.items()} == {
+        "chat": ["r0", "r4"],
+        "like": ["r1"],
+        "share": ["r3"],
+    }

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -10,14 +13,19 @@ import pytest
 from redis.asyncio import Redis
 
 from livectl.auth.tokens import Role
+from livectl.bus.consumer import Entry
 from livectl.bus.keys import RoomKeys
+from livectl.kit import codec
+from livectl.kit.clock import now_ms
 from livectl.resources import Resources
 from livectl.rules.replay import Replayer
 from livectl.rules.rules import Firing
 from livectl.rules.service import FiringService, RuleService
-from livectl.rules.worker import room_clock
+from livectl.rules.worker import RulesWorker, room_clock
 from tests.conftest import Stack, chat, create_room, open_console, sql_value, unique, wait_for
+from tests.test_bursts import ORDINARY_NEGATIVE
 from tests.test_coupons import DROP
+from tests.test_opinion import send
 
 ANNOUNCE = [{"kind": "announce", "text": "link is up"}]
 GIVEAWAY = {"title": "福袋", "prize": "口红", "winners": 1, "entry": "comment", "duration_s": 60}
@@ -25,14 +33,6 @@ GIVEAWAY = {"title": "福袋", "prize": "口红", "winners": 1, "entry": "commen
 
 def rule(rule_id: str, trigger: dict[str, Any], **fields: Any) -> dict[str, Any]:
     return {"id": rule_id, "trigger": trigger, "actions": ANNOUNCE} | fields
-
-
-async def send(stack: Stack, room: str, events: list[dict[str, Any]]) -> None:
-    async with httpx.AsyncClient(
-        base_url=stack.base_url, headers=stack.headers(Role.INGEST, [room]), timeout=10
-    ) as client:
-        answer = await client.post(f"/v1/rooms/{room}/events", json=events)
-        assert answer.status_code == 202, answer.text
 
 
 async def firings(admin: httpx.AsyncClient, room: str) -> list[dict[str, Any]]:
@@ -258,7 +258,7 @@ def found_id(found: list[dict[str, Any]]) -> str:
 
 
 async def test_a_replay_reproduces_the_firings_of_the_live(
-    stack: Stack, admin: httpx.AsyncClient, resources: Resources
+    stack: Stack, admin: httpx.AsyncClient, resources: Resources, tmp_path: Path
 ) -> None:
     room = await create_room(admin)
     rules = {
@@ -301,3 +301,118 @@ async def test_a_replay_reproduces_the_firings_of_the_live(
     for recorded, again in zip(live, replayed, strict=True):
         assert again.dry_run
         assert abs(recorded["offset_ms"] - (again.offset_ms or 0)) <= 250, (recorded, again)
+
+    # The command prints the same firings, in live time.
+    printed = await replay_command(stack, room, "--speed", "8")
+    assert printed.returncode == 0, printed.stderr
+    lines = printed.stdout.decode().splitlines()
+    assert f"{len(live)} firings" in lines[1], (printed.stdout.decode(), live)
+    assert [line.split()[2] for line in lines[2:]] == [f["rule_id"] for f in live]
+    bad = tmp_path / "rules.json"
+    bad.write_text('{"rules": [{"id": "x", "trigger": {"kind": "likes"}, "actions": []}]}')
+    refused = await replay_command(stack, room, "--rules", str(bad))
+    assert refused.returncode == 1
+    assert b"invalid_rules: rule 'x' (rules[0])" in refused.stderr
+    missing = await replay_command(stack, unique("nope"), "--speed", "8")
+    assert missing.returncode == 1
+    assert b"room_not_found" in missing.stderr
+
+
+async def replay_command(stack: Stack, *args: str) -> subprocess.CompletedProcess[bytes]:
+    return await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "livectl", "replay", *args],
+        env=stack.env,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+
+
+async def test_shop_state_rules_fire_once_per_product_and_run_their_actions(
+    admin: httpx.AsyncClient, room: str
+) -> None:
+    await admin.put(
+        f"/v1/rooms/{room}/rules",
+        json={
+            "rules": [
+                {
+                    "id": "restock",
+                    "trigger": {"kind": "sold_out", "product_id": "sku-1"},
+                    "actions": [
+                        {"kind": "pin_product", "product_id": "sku-2"},
+                        {"kind": "alert", "level": "info", "title": "口红卖完了"},
+                    ],
+                },
+                rule("any-sold-out", {"kind": "sold_out"}),
+            ]
+        },
+    )
+    assert (await admin.post(f"/v1/rooms/{room}/products/sku-1/sold-out")).status_code == 200
+
+    async def fired() -> bool:
+        found = await firings(admin, room)
+        return len(found) == 2 and all(f["status"] == "done" for f in found)
+
+    await wait_for(fired)
+    await asyncio.sleep(2.5)  # more ticks see it sold out: nothing fires again
+    found = await firings(admin, room)
+    assert sorted(f["rule_id"] for f in found) == ["any-sold-out", "restock"]
+    restock = next(f for f in found if f["rule_id"] == "restock")
+    assert restock["reason"] == "product sku-1 sold out"
+    assert (await admin.get(f"/v1/rooms/{room}")).json()["pinned_product_id"] == "sku-2"
+    assert [a["title"] for a in (await admin.get(f"/v1/rooms/{room}/alerts")).json()] == [
+        "口红卖完了"
+    ]
+
+
+async def test_a_redelivered_entry_counts_once_and_fires_nothing_twice(
+    admin: httpx.AsyncClient, room: str, resources: Resources, redis: Redis
+) -> None:
+    await admin.put(
+        f"/v1/rooms/{room}/rules",
+        json={
+            "rules": [
+                rule("likes", {"kind": "likes", "above": 100}),
+                rule("order", {"kind": "order", "product_id": "sku-1"}),
+            ]
+        },
+    )
+    likes = [{"type": "like", "user": {"id": "fan"}, "count": 60} for _ in range(2)]
+    order = {
+        "type": "order",
+        "user": {"id": "buyer"},
+        "product_id": "sku-1",
+        "order": {"id": "o1", "quantity": 1, "amount": 9900},
+    }
+    # Handed to the worker directly (not through the stream the session's worker reads),
+    # twice, as a reclaimed entry would be.
+    entry = Entry(f"{now_ms()}-0", {b"e": codec.dumps([*likes, order])})
+    worker = RulesWorker(resources)
+    await worker.handle(room, [entry])
+    await worker.handle(room, [entry])
+    await RulesWorker(resources).handle(room, [entry])  # and by another worker process
+    assert await redis.hget(RoomKeys(room).rules_figures, "likes") == b"120"
+    recorded = await firings(admin, room)
+    assert sorted(f["rule_id"] for f in recorded) == ["likes", "order"]
+    assert (
+        next(f for f in recorded if f["rule_id"] == "likes")["reason"] == "likes passed 100 (120)"
+    )
+
+
+async def test_a_negative_share_window_fires_from_the_chat_itself(
+    stack: Stack, admin: httpx.AsyncClient, room: str
+) -> None:
+    trigger = {"kind": "negative_share", "window_s": 5, "above": 0.5, "min_comments": 4}
+    await admin.put(f"/v1/rooms/{room}/rules", json={"rules": [rule("angry", trigger)]})
+    await send(stack, room, [chat(text, user=f"n{i}") for i, text in enumerate(ORDINARY_NEGATIVE)])
+
+    async def fired() -> bool:
+        return bool(await firings(admin, room))
+
+    await wait_for(fired, timeout=15)
+    (angry,) = await firings(admin, room)
+    # (The opinion analyser judges which comments are negative: most of these, not all.)
+    assert angry["reason"].startswith("negative share "), angry
+    assert angry["reason"].endswith(" of 7 comments over 5 s"), angry
+    assert angry["offset_ms"] % 5000 == 0  # on a step of the room clock

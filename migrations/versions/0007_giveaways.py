@@ -24,7 +24,7 @@ def upgrade() -> None:
         "giveaways",
         sa.Column("id", sa.String(length=64), nullable=False),
         sa.Column("room_id", sa.String(length=64), nullable=False),
-        sa.Column("key", sa.String(length=64), nullable=True),
+        sa.Column("key", sa.String(length=200), nullable=True),
         sa.Column("title", sa.String(length=100), nullable=False),
         sa.Column("prize", sa.String(length=200), nullable=False),
         sa.Column("winners", sa.Integer(), nullable=False),

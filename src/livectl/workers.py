@@ -19,7 +19,7 @@ from livectl.coupons.worker import LEDGER_GROUP as COUPON_LEDGER
 from livectl.coupons.worker import CouponEvents, CouponReconciler, CouponTicker, LedgerWriter
 from livectl.giveaways.service import GiveawayService
 from livectl.giveaways.worker import GROUP as GIVEAWAYS
-from livectl.giveaways.worker import GiveawayEntries
+from livectl.giveaways.worker import GiveawayEntries, GiveawayRecovery
 from livectl.opinion.worker import GROUP as OPINION
 from livectl.opinion.worker import OpinionTick, OpinionWorker
 from livectl.ranking.service import RankingService
@@ -66,6 +66,7 @@ TICKS: dict[str, list[Callable[[Resources], TickHandler]]] = {
 # Run for as long as the process runs, until ``stop`` is set, in processes that run the group.
 SUPERVISORS: dict[str, list[Callable[[Resources], Callable[[asyncio.Event], Awaitable[None]]]]] = {
     COUPON_LEDGER: [lambda resources: CouponReconciler(resources).run],
+    GIVEAWAYS: [lambda resources: GiveawayRecovery(resources).run],
 }
 
 # Latency-bound: `livectl up` gives it a process of its own, so a chat never waits for the

@@ -26,7 +26,7 @@ class Giveaway(Base):
         String(64), ForeignKey("rooms.id", ondelete="CASCADE"), index=True
     )
     # What started it once (a rule firing id): a second start with the same key is the first.
-    key: Mapped[str | None] = mapped_column(String(64))
+    key: Mapped[str | None] = mapped_column(String(200))
     title: Mapped[str] = mapped_column(String(100))
     prize: Mapped[str] = mapped_column(String(200))
     winners: Mapped[int] = mapped_column(Integer)

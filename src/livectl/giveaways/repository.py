@@ -47,6 +47,11 @@ async def list_for_room(session: AsyncSession, room_id: str) -> Sequence[Giveawa
     return (await session.execute(query)).scalars().all()
 
 
+async def undrawn(session: AsyncSession) -> Sequence[Giveaway]:
+    query = select(Giveaway).where(Giveaway.drawn_at.is_(None)).order_by(Giveaway.created_at)
+    return (await session.execute(query)).scalars().all()
+
+
 async def close_entries(
     session: AsyncSession, giveaway_id: str, reason: str, at: int
 ) -> Giveaway | None:

@@ -53,7 +53,9 @@ GROUP = "giveaways"
 
 # A draw waits for the giveaways group to have applied every event appended before the end,
 # but never longer than this past the end: a stalled worker cannot hold a draw back forever.
-SETTLE_LIMIT_MS = 10_000
+# Long enough for a crashed worker's restart and for the entries it held to be reclaimed
+# (idle 30 s by default, see Settings.reclaim_idle_ms): viewers who entered in time count.
+SETTLE_LIMIT_MS = 60_000
 # Ending a room draws its open giveaways at once, after waiting up to 2 s for late entries.
 ROOM_END_CHECKS = 20  # 0.1 s apart
 # Redis copies outlive the end by a day at most, should an announcement never come.
@@ -111,7 +113,7 @@ class GiveawayService:
     ) -> GiveawayDetail:
         """Start a giveaway in a live room: the seed is made here and only its commitment
         published. With ``key`` (a rule firing id), a repeated start answers the giveaway the
-        first one started and starts nothing new."""
+        first one started and starts nothing new (keys of up to 200 characters)."""
         state = await self._rooms.state(room)
         if state.room.status != "live":
             raise RoomNotLive("giveaways start only while the room is live")
@@ -148,11 +150,33 @@ class GiveawayService:
     async def _open(self, room: str, row: Giveaway) -> None:
         keys = RoomKeys(room)
         async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.hset(keys.giveaway(row.id), mapping=_match_terms(row))
+            # The start announces no entrants: the tick pushes a count only once one moves.
+            pipe.hset(keys.giveaway(row.id), mapping=_match_terms(row) | {"pushed": 0})
             pipe.pexpireat(keys.giveaway(row.id), row.ends_at + _KEEP_MS)
             pipe.sadd(keys.giveaways_open, row.id)
             await pipe.execute()
         await self._announce(room, row, f"giveaway:{row.id}:started")
+
+    async def recover(self) -> None:
+        """Put back in Redis every giveaway not yet drawn that Redis does not know as open
+        (Redis lost it in a restart, or a crash came between the record and Redis), once its
+        room is known to this Redis: the tick then draws it on time, or it is drawn now if
+        its room has ended. Re-opening one drawn
+        meanwhile is harmless: its next settle finds the record and announces nothing twice."""
+        async with self._resources.sessionmaker() as session:
+            rows = await repository.undrawn(session)
+        for row in rows:
+            keys = RoomKeys(row.room_id)
+            # Only rooms this Redis serves: another Redis over the same database (a second
+            # deployment, a test's own stack) must never draw a giveaway it saw no entries of.
+            if not await self._redis.exists(keys.meta) or await self._redis.sismember(
+                keys.giveaways_open, row.id
+            ):
+                continue
+            await self._open(row.room_id, row)
+            state = await self._rooms.state(row.room_id)
+            if state.room.status == "ended":  # its end's own draw was cut short
+                await self.close_room(row.room_id)
 
     async def giveaways(self, room: str) -> list[GiveawayDetail]:
         await self._rooms.state(room)  # 404 for an unknown room
@@ -201,18 +225,21 @@ class GiveawayService:
     async def audit(self, room: str, giveaway_id: str) -> GiveawayAudit:
         """What anyone needs to re-run the draw (``rules.verify``), once it is drawn."""
         row = await self._row(room, giveaway_id)
-        if row.drawn_at is None or row.entries is None or row.winner_ids is None:
+        if row.drawn_at is None:
             raise GiveawayNotDrawn("the giveaway has not been drawn yet; its seed is secret")
-        return GiveawayAudit(
-            id=row.id,
-            algorithm=ALGORITHM,
-            commitment=row.commitment,
-            seed=row.seed,
-            winners=row.winners,
-            entries=row.entries,
-            entries_hash=row.entries_hash or "",
-            winner_ids=row.winner_ids,
-            drawn_at=row.drawn_at,
+        # A drawn record always holds its entries, their hash and the winners (one UPDATE).
+        return GiveawayAudit.model_validate(
+            {
+                "id": row.id,
+                "algorithm": ALGORITHM,
+                "commitment": row.commitment,
+                "seed": row.seed,
+                "winners": row.winners,
+                "entries": row.entries,
+                "entries_hash": row.entries_hash,
+                "winner_ids": row.winner_ids,
+                "drawn_at": row.drawn_at,
+            }
         )
 
     async def close(self, room: str, giveaway_id: str, reason: str = "closed") -> GiveawayDetail:
@@ -266,7 +293,7 @@ class GiveawayService:
         if moved:
             async with self._resources.sessionmaker() as session:
                 rows = [await repository.get(session, room, giveaway_id) for giveaway_id in moved]
-            await self._publish(room, [r for r in rows if r is not None])
+            await self._push_counts(room, [r for r in rows if r is not None])
 
     async def settle(self, room: str, giveaway_id: str, now: int, *, force: bool = False) -> None:
         """Draw a giveaway whose entries have closed, once every event appended before the
@@ -313,7 +340,7 @@ class GiveawayService:
         try:
             groups: list[dict[str, Any]] = await self._redis.xinfo_groups(stream)
         except ResponseError:
-            return True  # no stream: no events at all
+            return False  # no stream yet: no worker has followed the room, nothing is known
         mine = next((g for g in groups if codec.text(g["name"]) == GROUP), None)
         if mine is None:
             return False
@@ -334,8 +361,10 @@ class GiveawayService:
         for channel in (Channel.CONSOLE, Channel.LIVE):
             await self._resources.publisher.publish_once(room, [(token, message)], channel)
 
-    async def _publish(self, room: str, rows: Sequence[Giveaway]) -> None:
-        views = await self._details(room, rows)
+    async def _push_counts(self, room: str, rows: Sequence[Giveaway]) -> None:
+        """Entry counts of giveaways still open: one closed meanwhile is announced by its
+        draw alone."""
+        views = [view for view in await self._details(room, rows) if view.state == "open"]
         await self._resources.publisher.publish(
             room,
             [Message("giveaway", _public(view)) for view in views],

@@ -7,6 +7,8 @@ import secrets
 from functools import lru_cache
 from typing import Any
 
+from typing_extensions import TypedDict, Unpack
+
 from livectl.auth.tokens import SYSTEM, Principal
 from livectl.bus.keys import RoomKeys
 from livectl.bus.publish import Message
@@ -38,52 +40,39 @@ def alert_out(alert: Alert) -> AlertOut:
     return AlertOut.model_validate(alert, from_attributes=True)
 
 
+class NewAlert(TypedDict):
+    kind: str
+    level: Level
+    title: str
+    samples: list[dict[str, Any]]
+    figures: dict[str, Any]
+
+
 class AlertService:
     def __init__(self, resources: Resources) -> None:
         self._resources = resources
 
-    async def raise_alert(
-        self,
-        room: str,
-        *,
-        kind: str,
-        level: Level,
-        title: str,
-        samples: list[dict[str, Any]],
-        figures: dict[str, Any],
-    ) -> AlertOut:
+    async def raise_alert(self, room: str, **alert: Unpack[NewAlert]) -> AlertOut:
         async with transaction(self._resources.sessionmaker) as tx:
-            return await self.add_alert(
-                tx, room, kind=kind, level=level, title=title, samples=samples, figures=figures
-            )
+            return await self.add_alert(tx, room, **alert)
 
-    async def add_alert(
-        self,
-        tx: Transaction,
-        room: str,
-        *,
-        kind: str,
-        level: Level,
-        title: str,
-        samples: list[dict[str, Any]],
-        figures: dict[str, Any],
-    ) -> AlertOut:
+    async def add_alert(self, tx: Transaction, room: str, **alert: Unpack[NewAlert]) -> AlertOut:
         """Raise an alert within the caller's transaction (a rule's firing marks its action
         done in the same one), announced once it commits."""
-        alert = Alert(
+        row = Alert(
             id=f"al_{secrets.token_hex(8)}",
             room_id=room,
-            kind=kind,
-            level=level,
-            title=title[:200],
-            samples=samples,
-            figures=figures,
+            kind=alert["kind"],
+            level=alert["level"],
+            title=alert["title"][:200],
+            samples=alert["samples"],
+            figures=alert["figures"],
             status="open",
             created_at=now_ms(),
         )
-        await repository.add_alert(tx.session, alert)
-        self._announce_after(tx, room, alert)
-        return alert_out(alert)
+        await repository.add_alert(tx.session, row)
+        self._announce_after(tx, room, row)
+        return alert_out(row)
 
     async def alerts(self, room: str, status: AlertFilter, limit: int) -> list[AlertOut]:
         await RoomCache(self._resources).state(room)  # 404 for an unknown room

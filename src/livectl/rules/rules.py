@@ -17,6 +17,7 @@ from functools import lru_cache
 from livectl.kit.text import fold
 from livectl.rules.schemas import (
     BUCKET_MS,
+    ActiveWindow,
     ChatKeyword,
     CommentsRate,
     Condition,
@@ -99,13 +100,44 @@ class Firing:
 
 def evaluate(rules: RuleSetIn, started_ms: int, observation: Observation) -> list[Firing]:
     firings = []
+    offset = observation.at_ms - started_ms
+    figures = observation.after if isinstance(observation, Seen) else observation.figures
     for rule in rules.rules:
-        if not rule.enabled or not _active(rule, started_ms, observation.at_ms):
+        if not rule.enabled or not _active(rule.active, offset):
             continue
         for instant, reason in _triggered(rule, started_ms, observation):
-            if _conditions_hold(rule.conditions, _figures_of(observation)):
+            if _conditions_hold(rule.conditions, figures):
                 firings.append(Firing(rule, observation.at_ms, instant, reason))
     return firings
+
+
+def by_event_type(rules: RuleSetIn) -> dict[str, RuleSetIn]:
+    """Per event type, the rules an event of that type can fire: an event is then checked
+    against those only, not the whole set (most rules watch the clock or one event type)."""
+    watching: dict[str, list[Rule]] = {}
+    for rule in rules.rules:
+        event_type = _event_type(rule.trigger)
+        if event_type is not None:
+            watching.setdefault(event_type, []).append(rule)
+    return {
+        event_type: RuleSetIn.model_construct(dry_run=rules.dry_run, rules=subset)
+        for event_type, subset in watching.items()
+    }
+
+
+def _event_type(trigger: object) -> str | None:
+    match trigger:
+        case ChatKeyword():
+            return "chat"
+        case OrderPlaced():
+            return "order"
+        case ViewerAction(event=event):
+            return event
+        case LikesPassed():
+            return "like"
+        case OnlineAbove():
+            return "enter"
+    return None
 
 
 def bucket_of(at_ms: int, started_ms: int) -> int:
@@ -120,15 +152,10 @@ def steps_between(after_ms: int, until_ms: int, started_ms: int) -> range:
     return range(first, until_ms + 1, STEP_MS)
 
 
-def _figures_of(observation: Observation) -> Figures:
-    return observation.after if isinstance(observation, Seen) else observation.figures
-
-
-def _active(rule: Rule, started_ms: int, at_ms: int) -> bool:
-    offset = at_ms - started_ms
-    if offset < rule.active.from_s * 1000:
+def _active(active: ActiveWindow, offset_ms: int) -> bool:
+    if offset_ms < active.from_s * 1000:
         return False
-    return rule.active.until_s is None or offset < rule.active.until_s * 1000
+    return active.until_s is None or offset_ms < active.until_s * 1000
 
 
 def _conditions_hold(conditions: Sequence[Condition], figures: Figures) -> bool:

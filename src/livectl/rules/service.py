@@ -4,8 +4,8 @@ firings (claimed once, recorded, their actions run once, pushed to the consoles)
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
@@ -30,7 +30,7 @@ from livectl.rooms import repository as room_repository
 from livectl.rooms.service import RoomCache, RoomService
 from livectl.rules import repository
 from livectl.rules.models import RuleFiring, RuleSetVersion
-from livectl.rules.rules import Firing
+from livectl.rules.rules import Firing, by_event_type
 from livectl.rules.schemas import (
     Action,
     Announce,
@@ -41,6 +41,7 @@ from livectl.rules.schemas import (
     PinProduct,
     ProductSoldOut,
     RaiseAlert,
+    Rule,
     RuleSetIn,
     RuleSetOut,
     StartGiveaway,
@@ -52,6 +53,7 @@ RULES_ACTOR = Principal(sub="rules", role=Role.CONTROLLER, rooms=frozenset())
 # A claimed firing whose worker has not finished it this long after is finished by the tick.
 STALE_PENDING_MS = 5_000
 
+_SPENT = -1  # what the claim answers for a rule that reached its maximum
 # KEYS: claimed ids, counts, pending. ARGV: firing id, rule key, at ms, cool-down ms,
 # max firings (0: none), the firing as JSON. The cool-down and the maximum are checked and
 # the firing taken in one step, so two workers never both fire one rule past its limits.
@@ -80,6 +82,7 @@ ACTION: TypeAdapter[Action] = TypeAdapter(Action)
 class RuleSetInForce:
     version: int
     rules: RuleSetIn
+    by_event_type: Mapping[str, RuleSetIn] = field(default_factory=dict)
 
 
 def firing_id(room: str, rule_id: str, version: int, instant: str) -> str:
@@ -95,8 +98,8 @@ def describe_rule_errors(raw: Any, exc: ValidationError) -> str:
         where = ".".join(str(part) for part in loc) or "body"
         if len(loc) >= 2 and loc[0] == "rules" and isinstance(loc[1], int):
             rule = _rule_at(raw, loc[1])
-            field = ".".join(str(part) for part in loc[2:]) or "rule"
-            where = f"rule {rule!r} (rules[{loc[1]}]) {field}"
+            path = ".".join(str(part) for part in loc[2:]) or "rule"
+            where = f"rule {rule!r} (rules[{loc[1]}]) {path}"
         parts.append(f"{where}: {error['msg']}")
     return "; ".join(parts)[:2000]
 
@@ -133,7 +136,8 @@ def _parsed(cached: bytes) -> RuleSetInForce:
     # Keyed by the cached JSON itself: a new version is a new key, so no process evaluates a
     # stale copy, and each version is parsed once per process.
     data = codec.loads(cached)
-    return RuleSetInForce(data["version"], RuleSetIn.model_validate(data["rules"]))
+    rules = RuleSetIn.model_validate(data["rules"])
+    return RuleSetInForce(data["version"], rules, by_event_type(rules))
 
 
 def _row_out(row: RuleSetVersion | None) -> RuleSetOut:
@@ -218,6 +222,12 @@ class FiringService:
         self._redis: Redis = resources.redis
         self._claim = self._redis.register_script(_CLAIM)
         self._rooms = RoomCache(resources)
+        # What this process saw its claims answer, per room, version and rule: the instant of
+        # the last firing, and the rules that reached their maximum. It only spares the claims
+        # bound to be refused (a busy keyword rule in its cool-down matches chat after chat);
+        # the claim script stays the judge.
+        self._last_fired: dict[str, int] = {}
+        self._spent: set[str] = set()
 
     async def claim(
         self,
@@ -231,8 +241,13 @@ class FiringService:
         keys = RoomKeys(room)
         pending: list[dict[str, Any]] = []
         calls: list[ScriptCall] = []
+        memo_keys: list[str] = []
         for firing in sorted(firings, key=lambda f: f.at_ms):
             rule = firing.rule
+            memo = f"{room}\0{rules.version}:{rule.id}"
+            if memo in self._spent or _cooling(rule, self._last_fired.get(memo), firing.at_ms):
+                continue
+            memo_keys.append(memo)
             record: dict[str, Any] = {
                 "id": firing_id(room, rule.id, rules.version, firing.instant),
                 "room_id": room,
@@ -262,11 +277,14 @@ class FiringService:
         # firings of one rule keeps to the rule's cool-down.
         claimed = []
         results = await run_many(self._redis, self._claim, calls)
-        for record, result in zip(pending, results, strict=True):
+        for record, memo, result in zip(pending, memo_keys, results, strict=True):
             if isinstance(result, Exception):
                 raise result
             if result == 1:
                 claimed.append(record)
+                self._last_fired[memo] = max(record["at"], self._last_fired.get(memo, 0))
+            elif result == _SPENT:
+                self._spent.add(memo)
         for record in claimed:
             await self.carry_out(room, record)
         return claimed
@@ -281,7 +299,7 @@ class FiringService:
                 tx.session,
                 row
                 | {
-                    "status": "dry_run" if dry_run or not row["actions"] else "pending",
+                    "status": "dry_run" if dry_run else "pending",
                     "actions_done": 0,
                     "results": [],
                     "created_at": now_ms(),
@@ -383,6 +401,10 @@ class FiringService:
                         room, [(f"rule:{firing}:{index}", [message])], channel
                     )
                 return result
+
+
+def _cooling(rule: Rule, last_fired: int | None, at_ms: int) -> bool:
+    return last_fired is not None and 0 <= at_ms - last_fired < rule.cooldown_s * 1000
 
 
 def _mark_done(row: RuleFiring, result: dict[str, Any], *, last: bool) -> None:

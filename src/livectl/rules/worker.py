@@ -5,7 +5,7 @@ finishes firings a dead worker left claimed."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from livectl.bus.consumer import Entry
@@ -16,6 +16,7 @@ from livectl.ingest.entries import entry_ms, unpack_entry
 from livectl.kit import codec
 from livectl.kit.text import fold
 from livectl.opinion.analysis import analyse
+from livectl.opinion.keywords import Watchlist
 from livectl.opinion.service import WatchlistService
 from livectl.resources import Resources
 from livectl.rooms.service import RoomCache
@@ -143,42 +144,9 @@ class RulesWorker:
         calls: list[ScriptCall] = []
         per_entry: list[list[Seen]] = []
         for entry in entries:
-            appended = entry_ms(entry.id)
-            seen: list[Seen] = []
-            likes = online = 0
-            buckets: dict[str, int] = {}
-            for item in unpack_entry(entry.id, entry.fields):
-                event = item.event
-                at = event_time(event, appended)
-                kind = event["type"]
-                like_delta, online_delta = _DELTAS.get(kind, (0, 0))
-                if kind == "like":
-                    like_delta = int(event.get("count") or 1)
-                words = ""
-                if kind == "chat":
-                    words = fold(event["text"])
-                    if at >= clock.started_ms:
-                        bucket = bucket_of(at, clock.started_ms)
-                        buckets[f"c:{bucket}"] = buckets.get(f"c:{bucket}", 0) + 1
-                        if watchlist is not None and analyse(event["text"], watchlist).negative:
-                            buckets[f"n:{bucket}"] = buckets.get(f"n:{bucket}", 0) + 1
-                # Figures counted from the entry's start; shifted by the room's figures
-                # before the entry once the script has told them.
-                seen.append(
-                    Seen(
-                        at_ms=at,
-                        type=kind,
-                        key=item.key,
-                        words=words,
-                        product_id=event.get("product_id"),
-                        before=Figures(likes, online),
-                        after=Figures(likes + like_delta, online + online_delta),
-                    )
-                )
-                likes += like_delta
-                online += online_delta
+            seen, totals, buckets = observe(entry, clock.started_ms, watchlist)
             per_entry.append(seen)
-            args: list[Any] = [APPLIED_TTL_MS, likes, online]
+            args: list[Any] = [APPLIED_TTL_MS, totals.likes, totals.online]
             for field, count in buckets.items():
                 args += (field, count)
             calls.append(
@@ -191,16 +159,68 @@ class RulesWorker:
                 raise result
             base = _figures(result)
             for one in seen:
-                firings += evaluate(in_force.rules, clock.started_ms, _shifted(one, base))
+                watching = in_force.by_event_type.get(one.type)
+                if watching is not None:
+                    firings += evaluate(watching, clock.started_ms, _shifted(one, base))
         if firings:
             await self._firings.claim(room, in_force, firings, clock.started_ms)
+
+
+def observe(
+    entry: Entry, started_ms: int, watchlist: Watchlist | None
+) -> tuple[list[Seen], Figures, dict[str, int]]:
+    """An entry's events as the rules see them, with figures counted from the entry's start
+    (shifted by the room's figures before it once the script has told them), the entry's
+    totals, and its comments (and negative ones, with a watchlist) per bucket."""
+    appended = entry_ms(entry.id)
+    seen: list[Seen] = []
+    likes = online = 0
+    buckets: dict[str, int] = {}
+    for item in unpack_entry(entry.id, entry.fields):
+        event = item.event
+        at = event_time(event, appended)
+        kind = event["type"]
+        like_delta, online_delta = _DELTAS.get(kind, (0, 0))
+        if kind == "like":
+            like_delta = int(event.get("count") or 1)
+        words = ""
+        if kind == "chat":
+            words = fold(event["text"])
+            if at >= started_ms:
+                bucket = bucket_of(at, started_ms)
+                buckets[f"c:{bucket}"] = buckets.get(f"c:{bucket}", 0) + 1
+                if watchlist is not None and analyse(event["text"], watchlist).negative:
+                    buckets[f"n:{bucket}"] = buckets.get(f"n:{bucket}", 0) + 1
+        seen.append(
+            Seen(
+                at_ms=at,
+                type=kind,
+                key=item.key,
+                words=words,
+                product_id=event.get("product_id"),
+                before=Figures(likes, online),
+                after=Figures(likes + like_delta, online + online_delta),
+            )
+        )
+        likes += like_delta
+        online += online_delta
+    return seen, Figures(likes, online), buckets
 
 
 def _shifted(seen: Seen, base: Figures) -> Seen:
     def plus(figures: Figures) -> Figures:
         return Figures(base.likes + figures.likes, base.online + figures.online)
 
-    return replace(seen, before=plus(seen.before), after=plus(seen.after))
+    # Built, not dataclasses.replace(): this runs once per event.
+    return Seen(
+        seen.at_ms,
+        seen.type,
+        seen.key,
+        seen.words,
+        seen.product_id,
+        plus(seen.before),
+        plus(seen.after),
+    )
 
 
 class RulesTick:
