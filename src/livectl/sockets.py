@@ -13,18 +13,19 @@ abuse); past the limit it is refused before the upgrade with 429 ``rate_limited`
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Awaitable, Callable
 
 from fastapi import WebSocket
+from redis.exceptions import RedisError
 from starlette.types import ASGIApp, Receive, Scope, Send
-from starlette.websockets import WebSocketState
 
 from livectl.auth.dependencies import refuse_socket, socket_token
 from livectl.auth.tokens import verify_token
 from livectl.console.endpoints import console_socket, live_socket
 from livectl.coupons.endpoints import claim_socket
-from livectl.errors import RateLimited, Unauthorized
+from livectl.errors import RateLimited, ServiceUnavailable, Unauthorized
 from livectl.ingest.endpoints import ingest_socket
 from livectl.kit.ids import ID_PATTERN
 from livectl.limits.rules import token_id
@@ -56,12 +57,16 @@ class LongLivedSocketsFirst:
             await _HANDLERS[kind](websocket, room)
             return
         limits: GatewayLimits = websocket.app.state.limits
-        try:
-            async with limits.socket_slot(token_id(token)):
-                await _HANDLERS[kind](websocket, room)
-        except RateLimited as exc:
-            if websocket.client_state is WebSocketState.CONNECTING:
+        async with contextlib.AsyncExitStack() as held:
+            try:
+                await held.enter_async_context(limits.socket_slot(token_id(token)))
+            except RateLimited as exc:
                 await refuse_socket(websocket, exc)
+                return
+            except RedisError as exc:
+                await refuse_socket(websocket, ServiceUnavailable(f"the limits store: {exc}"))
+                return
+            await _HANDLERS[kind](websocket, room)
 
 
 def _signed(websocket: WebSocket, token: str) -> bool:
