@@ -20,7 +20,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from livectl.auth.tokens import ALGORITHM, Role, issue_token
 from livectl.kit import codec
-from tests.conftest import Console, Stack, chat, create_room, wait_for
+from tests.conftest import Console, Stack, chat, create_room, sql_value, wait_for
 from tests.test_coupons import DROP
 
 PING = '{"type": "ping"}'
@@ -164,11 +164,27 @@ async def test_hostile_clients_cost_only_themselves(
 
         await served(bystander)
 
+    # Nothing taken was lost: two valid frames of the bystander, one of each hostile socket
+    # that read on, and for claims the two of the flood that were within the limit.
     if kind == "ingest":
-        # Two valid events of the bystander and one of each hostile socket that read on.
+
         async def all_counted() -> bool:
             stats = (await admin.get(f"/v1/rooms/{room}/stats")).json()
             return bool(stats["comments"] == 2 + len(answered))
 
         await wait_for(all_counted)
+    if kind == "claims":
+        granted = 2 + len(answered) + 2
+
+        async def all_recorded() -> bool:
+            recorded = await sql_value(
+                limited.database_url,
+                "SELECT count(*) FROM coupon_claims WHERE drop_id = :d",
+                d=coupon["id"],
+            )
+            return bool(recorded == granted)
+
+        await wait_for(all_recorded, timeout=20)
+        figures = (await admin.get(f"/v1/rooms/{room}/coupons/{coupon['id']}")).json()
+        assert figures["claimed"] == granted
     await admin.post(f"/v1/rooms/{room}/end")
