@@ -13,7 +13,6 @@ abuse); past the limit it is refused before the upgrade with 429 ``rate_limited`
 
 from __future__ import annotations
 
-import contextlib
 import re
 from collections.abc import Awaitable, Callable
 
@@ -57,16 +56,19 @@ class LongLivedSocketsFirst:
             await _HANDLERS[kind](websocket, room)
             return
         limits: GatewayLimits = websocket.app.state.limits
-        async with contextlib.AsyncExitStack() as held:
-            try:
-                await held.enter_async_context(limits.socket_slot(token_id(token)))
-            except RateLimited as exc:
-                await refuse_socket(websocket, exc)
-                return
-            except RedisError as exc:
-                await refuse_socket(websocket, ServiceUnavailable(f"the limits store: {exc}"))
-                return
+        holder = token_id(token)
+        try:
+            slot = await limits.take_socket_slot(holder)
+        except RateLimited as exc:
+            await refuse_socket(websocket, exc)
+            return
+        except RedisError as exc:
+            await refuse_socket(websocket, ServiceUnavailable(f"the limits store: {exc}"))
+            return
+        try:
             await _HANDLERS[kind](websocket, room)
+        finally:
+            await limits.release_socket_slot(holder, slot)
 
 
 def _signed(websocket: WebSocket, token: str) -> bool:
