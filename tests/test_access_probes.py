@@ -188,3 +188,12 @@ async def test_access_is_held_to_role_and_room(route: str, stack: Stack, probed_
         assert (await status(stack.token(role, [room])))[0] == 403, role
     granted = await status(stack.token(required, [room]))
     assert granted[0] not in (401, 403) or granted[1] not in ("unauthorized", "forbidden"), granted
+
+
+async def test_a_room_is_created_only_within_the_tokens_rooms(stack: Stack) -> None:
+    # The one call whose room is in the body, not the path.
+    async with httpx.AsyncClient(
+        base_url=stack.base_url, headers=stack.headers(Role.CONTROLLER, ["room-a"])
+    ) as controller:
+        refused = await controller.post("/v1/rooms", json={"id": "room-b", "title": "别人的"})
+    assert (refused.status_code, refused.json()["error"]) == (403, "forbidden")

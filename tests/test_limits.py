@@ -69,6 +69,28 @@ async def test_an_ingest_socket_past_its_events_per_second_is_closed_4029(
     await wait_for(all_counted)
 
 
+async def test_ingest_sockets_of_one_token_share_its_events_per_second(
+    limited: Stack, room: str
+) -> None:
+    url = f"{limited.ws_url}/v1/rooms/{room}/ingest?token={limited.token(Role.INGEST, [room])}"
+    async with connect(url) as first, connect(url) as second:
+        for _ in range(3):  # a second boundary between the frames resets the count
+            await start_of_a_second()
+            await first.send(codec.dumps_str(events(40, "a")))
+            await second.send(codec.dumps_str(events(40, "b")))
+            acks = [codec.loads(await first.recv()), codec.loads(await second.recv())]
+            assert [ack["accepted"] for ack in acks] == [40, 40]
+            # 80 a second for the token: each socket is within its own 50, the token is not.
+            await second.send(codec.dumps_str(events(5, "c")))
+            answer = codec.loads(await second.recv())
+            if answer["type"] == "error":
+                break
+        assert answer["error"] == "rate_limited"
+        with pytest.raises(ConnectionClosed):
+            await second.recv()
+        assert second.close_code == RATE_LIMITED
+
+
 async def test_a_token_past_its_events_per_second_on_any_gateway_gets_429(
     stack: Stack, limited: Stack, room: str
 ) -> None:

@@ -17,14 +17,14 @@ import re
 from collections.abc import Awaitable, Callable
 
 from fastapi import WebSocket
+from redis.exceptions import RedisError
 from starlette.types import ASGIApp, Receive, Scope, Send
-from starlette.websockets import WebSocketState
 
 from livectl.auth.dependencies import refuse_socket, socket_token
 from livectl.auth.tokens import verify_token
 from livectl.console.endpoints import console_socket, live_socket
 from livectl.coupons.endpoints import claim_socket
-from livectl.errors import RateLimited, Unauthorized
+from livectl.errors import RateLimited, ServiceUnavailable, Unauthorized
 from livectl.ingest.endpoints import ingest_socket
 from livectl.kit.ids import ID_PATTERN
 from livectl.limits.rules import token_id
@@ -56,12 +56,19 @@ class LongLivedSocketsFirst:
             await _HANDLERS[kind](websocket, room)
             return
         limits: GatewayLimits = websocket.app.state.limits
+        holder = token_id(token)
         try:
-            async with limits.socket_slot(token_id(token)):
-                await _HANDLERS[kind](websocket, room)
+            slot = await limits.take_socket_slot(holder)
         except RateLimited as exc:
-            if websocket.client_state is WebSocketState.CONNECTING:
-                await refuse_socket(websocket, exc)
+            await refuse_socket(websocket, exc)
+            return
+        except RedisError as exc:
+            await refuse_socket(websocket, ServiceUnavailable(f"the limits store: {exc}"))
+            return
+        try:
+            await _HANDLERS[kind](websocket, room)
+        finally:
+            await limits.release_socket_slot(holder, slot)
 
 
 def _signed(websocket: WebSocket, token: str) -> bool:

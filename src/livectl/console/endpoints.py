@@ -40,7 +40,8 @@ async def _serve(
     if channel is Channel.CONSOLE and not origin_allowed(
         websocket.headers.get("origin"),
         websocket.headers.get("host"),
-        resources.settings.allowed_origins,
+        # Its public URL is the gateway's own origin too (behind a proxy that rewrites Host).
+        [*resources.settings.allowed_origins, resources.settings.base_url],
     ):
         # Accepted only to be closed: a browser shows a page the close code, never a status.
         await websocket.accept()

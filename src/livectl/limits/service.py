@@ -8,7 +8,7 @@ import contextlib
 import secrets
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
@@ -124,31 +124,32 @@ class GatewayLimits:
             self._pruned_at = second
             self._seconds = {t: m for t, m in self._seconds.items() if m.second >= second - 1}
 
-    @contextlib.asynccontextmanager
-    async def socket_slot(self, token_id: str) -> AsyncIterator[None]:
-        """Hold one of the token's open-socket slots while the socket lives; RateLimited when
-        the token already holds as many as it may, on any gateway process."""
+    async def take_socket_slot(self, token_id: str) -> str | None:
+        """One of the token's open-socket slots, for the socket to hold while it lives (None
+        when there is no such limit); RateLimited when the token already holds as many as it
+        may, on any gateway process. Give it back with ``release_socket_slot``."""
         limit = self._settings.sockets_per_token
         if limit <= 0:
-            yield
-            return
-        socket_id = secrets.token_hex(8)
-        key = TokenKeys(token_id).sockets
+            return None
+        slot = secrets.token_hex(8)
         now = int(time.time() * 1000)
         if not await self._acquire(
-            keys=[key], args=[now, limit, now + _LEASE_MS, socket_id, _LEASE_MS]
+            keys=[TokenKeys(token_id).sockets],
+            args=[now, limit, now + _LEASE_MS, slot, _LEASE_MS],
         ):
             raise RateLimited(f"this token may hold {limit} open sockets", retry_after_s=5)
-        self._leases[token_id].add(socket_id)
+        self._leases[token_id].add(slot)
         self._start_renewing()
-        try:
-            yield
-        finally:
-            self._leases[token_id].discard(socket_id)
-            if not self._leases[token_id]:
-                del self._leases[token_id]
-            with contextlib.suppress(Exception):  # the lease lapses by itself if this fails
-                await self._redis.zrem(key, socket_id)
+        return slot
+
+    async def release_socket_slot(self, token_id: str, slot: str | None) -> None:
+        if slot is None:
+            return
+        self._leases[token_id].discard(slot)
+        if not self._leases[token_id]:
+            del self._leases[token_id]
+        with contextlib.suppress(Exception):  # the lease lapses by itself if this fails
+            await self._redis.zrem(TokenKeys(token_id).sockets, slot)
 
     def _start_renewing(self) -> None:
         if self._renewer is None or self._renewer.done():
