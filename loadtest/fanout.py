@@ -8,7 +8,8 @@ counts what it receives and when. Figures:
 
 - memory per idle socket: the gateway's RSS with every socket connected and caught up, less
   its RSS before, divided by the sockets;
-- deliveries/s: messages received by all sockets during the publishing window, per second;
+- deliveries/s: messages received by all sockets, per second from the first publish to the
+  last receipt (the publisher's rate caps it: raise ``--rate`` to find the gateway's ceiling);
 - broadcast p99: publish to receipt, over every (message, socket) pair;
 - the same with a share of sockets that stop reading at the start: they must be closed (4008
   rule) while the others keep their throughput.
@@ -95,6 +96,7 @@ class Listeners:
 class PhaseResult:
     delivered: int  # messages received in the phase
     latency: Counter[int]  # publish to receipt, per message and socket, in LATENCY_BUCKET_NS
+    last_s: float = 0.0  # when the last of them arrived, after the phase began
 
 
 @dataclass
@@ -117,7 +119,8 @@ class _Phases:
 
     def add(self, payload: bytes, count: int) -> None:
         now_us = time.time_ns() // 1000
-        phase = int((now_us / 1e6 - self.go) // self.phase_s)
+        elapsed = now_us / 1e6 - self.go
+        phase = int(elapsed // self.phase_s)
         if not 0 <= phase < len(self.results):
             return
         # One publish call per batch: every message of a frame carries the same stamp (µs).
@@ -125,6 +128,7 @@ class _Phases:
         published_us = int(payload[start : payload.index(b",", start)])
         result = self.results[phase]
         result.delivered += count
+        result.last_s = elapsed - phase * self.phase_s
         result.latency[(now_us - published_us) * 1000 // LATENCY_BUCKET_NS] += count
 
 
@@ -275,10 +279,13 @@ def _measure(
         for result in results:
             latency.update(result.phases[index].latency)
         delivered = sum(result.phases[index].delivered for result in results)
+        # Over the time from the first publish to the last receipt: a gateway that lags the
+        # publisher is charged for it.
+        last_s = max(result.phases[index].last_s for result in results)
         return Phase(
             reading=reading,
             published=published[index],
-            deliveries_per_s=round(delivered / args.seconds),
+            deliveries_per_s=round(delivered / max(last_s, args.seconds)),
             p50_ms=percentile_ms(latency, 0.50),
             p99_ms=percentile_ms(latency, 0.99),
         )
