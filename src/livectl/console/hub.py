@@ -147,7 +147,9 @@ class Subscriber:
 
     def write_directly(self, transport: Transport, last_sent: int) -> None:
         """From now on the reader writes to ``transport``; the caller has sent everything
-        up to ``last_sent`` and holds no backlog."""
+        up to ``last_sent`` and holds no backlog. Whole frames only, between the server's own
+        (uvicorn writes each of its frames in one call), and uncompressed, which stays valid
+        when a client negotiated permessage-deflate (RFC 7692: RSV1 unset)."""
         self._transport = transport
         self.last_sent = last_sent
 
