@@ -139,12 +139,17 @@ async def sleep_until(instant: float) -> None:
 
 
 async def connect_all(
-    host: str, port: int, paths: Sequence[str], handlers: Sequence[wire.MessageHandler]
+    host: str,
+    port: int,
+    paths: Sequence[str],
+    handlers: Sequence[wire.MessageHandler],
+    *,
+    receive_buffer: int | None = None,
 ) -> list[wire.WsClient]:
     gate = asyncio.Semaphore(_CONNECT_CONCURRENCY)
 
     async def one(path: str, handler: wire.MessageHandler) -> wire.WsClient:
         async with gate:
-            return await wire.connect(host, port, path, handler)
+            return await wire.connect(host, port, path, handler, receive_buffer=receive_buffer)
 
     return list(await asyncio.gather(*(one(p, h) for p, h in zip(paths, handlers, strict=True))))

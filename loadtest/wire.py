@@ -90,13 +90,9 @@ class WsClient(asyncio.Protocol):
             self._transport.write(frame)
 
     def pause_reading(self) -> None:
-        """Stop reading, with a receive buffer cut to a few KB: the server's sends back up
-        within seconds, as they would to a phone that stopped reading on a poor network."""
+        """Stop reading: the server's sends back up as they would to a stalled peer."""
         if self._transport is not None:
             self._transport.pause_reading()
-            sock = self._transport.get_extra_info("socket")
-            if sock is not None:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
 
     def close(self, code: int = 1000) -> None:
         """Send a close frame and drop the connection without waiting for the echo."""
@@ -172,18 +168,33 @@ class WsClient(asyncio.Protocol):
 
 
 async def connect(
-    host: str, port: int, path: str, on_message: MessageHandler, *, limit_s: float = 30.0
+    host: str,
+    port: int,
+    path: str,
+    on_message: MessageHandler,
+    *,
+    limit_s: float = 30.0,
+    receive_buffer: int | None = None,
 ) -> WsClient:
-    """Open a socket to ``ws://host:port/path`` and finish the upgrade."""
+    """Open a socket to ``ws://host:port/path`` and finish the upgrade; with
+    ``receive_buffer``, the kernel's receive buffer is fixed at that size before connecting
+    (a phone on a poor network: a peer that stops reading backs the server up within seconds)."""
     key = base64.b64encode(os.urandom(16)).decode()
     request = (
         f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
         f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
     ).encode()
     loop = asyncio.get_running_loop()
-    _, client = await asyncio.wait_for(
-        loop.create_connection(lambda: WsClient(request, on_message), host, port), limit_s
-    )
+    sock = socket.socket()
+    sock.setblocking(False)
+    if receive_buffer is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+    try:
+        await asyncio.wait_for(loop.sock_connect(sock, (host, port)), limit_s)
+    except BaseException:
+        sock.close()
+        raise
+    _, client = await loop.create_connection(lambda: WsClient(request, on_message), sock=sock)
     await asyncio.wait_for(client.opened, limit_s)
     return client
 

@@ -53,6 +53,11 @@ class Settings(BaseSettings):
 
     # Per-socket bound: a console that falls this many frames behind is closed with 4008.
     console_queue_frames: int = 1000
+    # Kernel send buffer of a console socket once it follows live; unset, the kernel sizes it
+    # (Linux grows it up to 4 MB for a peer that stopped reading, all held before the bound
+    # above is even reached). A cap bounds that memory but makes the bound bite sooner for a
+    # console that falls behind in a burst.
+    console_send_buffer_bytes: int | None = None
     # Frames beyond this are refused by the WebSocket layer itself (close 1009).
     ws_protocol_max_bytes: int = 4 * MiB
 

@@ -5,17 +5,19 @@ once as WebSocket frame bytes (per kind of view) and handed to every socket's tr
 no task woken per socket. Until then (history being sent, or a server whose transport is not
 reachable) the batch is appended to the socket's backlog and its own task sends it.
 
-Either way each socket has a bound: frames queued in its backlog, or written while its
-transport still held unsent bytes. A socket past it is marked overflowed and dropped from the
-room; its own task closes it with 4008. Nothing the reader does ever waits on a socket.
+Either way each socket has a bound on the frames it has not taken yet: queued in its backlog,
+or still in its transport's buffer (the kernel refused them). A socket past it is marked
+overflowed and dropped from the room; its own task closes it with 4008. Nothing the reader
+does ever waits on a socket.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import Sequence
-from typing import NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -46,6 +48,7 @@ class Transport(Protocol):
     def write(self, data: bytes) -> None: ...
     def get_write_buffer_size(self) -> int: ...
     def is_closing(self) -> bool: ...
+    def get_extra_info(self, name: str) -> Any: ...
 
 
 def encode(frames: Sequence[Frame], *, batch: bool) -> bytes:
@@ -80,14 +83,36 @@ class _Batch:
         return data
 
 
+class _Unsent:
+    """The writes a transport still holds (partly) unsent, oldest first, and their frames."""
+
+    __slots__ = ("frames", "writes", "written")
+
+    def __init__(self) -> None:
+        self.writes: deque[tuple[int, int]] = deque()  # (bytes written up to its end, frames)
+        self.written = 0
+        self.frames = 0
+
+    def add(self, size: int, frames: int, left: int) -> int:
+        """Record a write; ``left`` is what the transport still holds. Returns the frames
+        not yet wholly handed to the kernel."""
+        self.written += size
+        self.writes.append((self.written, frames))
+        self.frames += frames
+        sent = self.written - left
+        while self.writes[0][0] <= sent:
+            self.frames -= self.writes.popleft()[1]
+        return self.frames
+
+
 class Subscriber:
     """One socket's backlog. Kept small on purpose (a list and a future made only while the
     socket waits): an idle console costs memory for hours, times thousands of sockets."""
 
     __slots__ = (
-        "_behind",
         "_limit",
         "_transport",
+        "_unsent",
         "_waiter",
         "batch",
         "ended",
@@ -101,7 +126,7 @@ class Subscriber:
         self._limit = limit
         self._waiter: asyncio.Future[None] | None = None
         self._transport: Transport | None = None
-        self._behind = 0  # frames written while the transport still held unsent bytes
+        self._unsent: _Unsent | None = None  # only while the transport holds unsent bytes
         self.staff = staff
         self.batch = batch
         self.frames: list[Frame] = []
@@ -122,7 +147,9 @@ class Subscriber:
 
     def write_directly(self, transport: Transport, last_sent: int) -> None:
         """From now on the reader writes to ``transport``; the caller has sent everything
-        up to ``last_sent`` and holds no backlog."""
+        up to ``last_sent`` and holds no backlog. Whole frames only, between the server's own
+        (uvicorn writes each of its frames in one call), and uncompressed, which stays valid
+        when a client negotiated permessage-deflate (RFC 7692: RSV1 unset)."""
         self._transport = transport
         self.last_sent = last_sent
 
@@ -139,13 +166,17 @@ class Subscriber:
         if not frames:
             return True
         if not transport.get_write_buffer_size():
-            self._behind = 0
+            self._unsent = None
         transport.write(data)
         self.last_sent = frames[-1].seq
-        if transport.get_write_buffer_size():
-            self._behind += len(frames)
-            if self._behind >= self._limit:
-                return self._overflow()
+        left = transport.get_write_buffer_size()
+        if not left:
+            return True
+        # The kernel refused part of it: track which writes still wait, to count the frames
+        # behind as the backlog path does.
+        unsent = self._unsent = self._unsent or _Unsent()
+        if unsent.add(len(data), len(frames), left) >= self._limit:
+            return self._overflow()
         return True
 
     def _overflow(self) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, cast
@@ -49,6 +50,7 @@ class ChannelSession:
         self._keys = RoomKeys(room)
         self._batch = batch
         self._snapshot = snapshot
+        self._send_buffer = resources.settings.console_send_buffer_bytes
         self._subscriber = Subscriber(
             resources.settings.console_queue_frames, staff=staff, batch=batch
         )
@@ -116,6 +118,9 @@ class ChannelSession:
             if transport is not None and not subscriber.frames:
                 # Caught up, nothing in hand: from here the room's reader writes each batch
                 # to this socket itself, and this task only waits for the end.
+                sock = transport.get_extra_info("socket")
+                if sock is not None and self._send_buffer is not None:
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self._send_buffer)
                 subscriber.write_directly(transport, last_sent)
                 transport = None
             await subscriber.wait()
@@ -184,7 +189,7 @@ def server_transport(websocket: WebSocket) -> Transport | None:
     """
     protocol = getattr(websocket._send, "__self__", None)
     transport = getattr(protocol, "transport", None)
-    needed = ("write", "get_write_buffer_size", "is_closing", "abort")
+    needed = ("write", "get_write_buffer_size", "is_closing", "get_extra_info", "abort")
     if transport is None or not all(callable(getattr(transport, n, None)) for n in needed):
         return None
     return cast(Transport, transport)
