@@ -43,6 +43,7 @@ from tests.conftest import (
     wait_for,
     wait_ready,
 )
+from tests.test_coupons import DROP
 
 # Consoles must be able to resume across the outage: the suite's short history would give them
 # a reset instead, which is what a real deployment's defaults avoid.
@@ -373,16 +374,7 @@ async def test_postgres_stopped_30_s(
                 coupon_room = await create_room(admin)
                 drop = await admin.post(
                     f"/v1/rooms/{coupon_room}/coupons",
-                    json={
-                        "title": "断库也能领",
-                        "kind": "amount_off",
-                        "value": 500,
-                        "min_spend": 0,
-                        "quantity": 50,
-                        "per_user": 1,
-                        "duration_s": 600,
-                        "audience": "all",
-                    },
+                    json=DROP | {"min_spend": 0, "quantity": 50, "duration_s": 600},
                 )
                 coupon = drop.json()["id"]
                 async with under_load(own, gateways) as run:
