@@ -161,8 +161,8 @@ class GiveawayService:
         """Put back in Redis every giveaway not yet drawn that Redis does not know as open
         (Redis lost it in a restart, or a crash came between the record and Redis), once its
         room is known to this Redis: the tick then draws it on time, or it is drawn now if
-        its room has ended. Re-opening one drawn
-        meanwhile is harmless: its next settle finds the record and announces nothing twice."""
+        its room has ended. Re-opening one drawn meanwhile is harmless: its next settle finds
+        the record and announces nothing twice."""
         async with self._resources.sessionmaker() as session:
             rows = await repository.undrawn(session)
         for row in rows:
