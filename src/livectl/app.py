@@ -23,6 +23,7 @@ from livectl.ingest.service import IngestService
 from livectl.moderation.endpoints import router as moderation_router
 from livectl.opinion.endpoints import router as opinion_router
 from livectl.ranking.endpoints import router as ranking_router
+from livectl.report.endpoints import router as report_router
 from livectl.resources import open_resources
 from livectl.rooms.endpoints import router as rooms_router
 from livectl.sockets import LongLivedSocketsFirst
@@ -70,7 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         coupons_router,
     ):
         app.include_router(router)
-    for router in (opinion_router, moderation_router):
+    for router in (opinion_router, moderation_router, report_router):
         app.include_router(router)
     mount_pages(app)
     return app

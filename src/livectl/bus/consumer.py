@@ -3,7 +3,9 @@
 For each room stream: XREADGROUP with COUNT, hand the batch to the handler, XACK after its
 effect (at-least-once: handlers are idempotent). Entries a crashed consumer left pending are
 taken over with XAUTOCLAIM once idle; an entry delivered more than ``max_deliveries`` times is
-parked in the room's dead-letter stream so one poison entry cannot stall a room.
+parked in the room's dead-letter stream so one poison entry cannot stall a room. A batch that
+fails because a store is down (PostgreSQL stopped, a connection lost) is not poison: it is
+held and retried in place until the store is back, and never counts towards that cap.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from livectl.bus.keys import ROOMS, RawEntry, RoomKeys, StreamReply
 from livectl.config import Settings
 from livectl.kit import codec
 from livectl.kit.clock import now_ms
+from livectl.kit.outages import is_outage
 
 log = logging.getLogger("livectl.bus")
 
@@ -52,6 +55,9 @@ def consumer_name() -> str:
 def _entries(raw: Sequence[tuple[bytes, dict[bytes, bytes] | None]]) -> list[Entry]:
     # XAUTOCLAIM reports entries trimmed away meanwhile with no fields: nothing to handle.
     return [Entry(entry_id.decode(), fields) for entry_id, fields in raw if fields]
+
+
+_OUTAGE_RETRY_MAX_S = 5.0
 
 
 class StreamConsumer:
@@ -105,7 +111,7 @@ class StreamConsumer:
                     await self._ensure_group(stream)
                     group_ready = True
                 if loop.time() >= next_reclaim:
-                    await self._reclaim(room, stream)
+                    await self._reclaim(room, stream, stop)
                     next_reclaim = loop.time() + self._settings.reclaim_every_ms / 1000
                     if await self._room_is_over(room, stream):
                         log.info(
@@ -120,7 +126,7 @@ class StreamConsumer:
                     block=self._settings.worker_block_ms,
                 )
                 for _, raw in reply or ():
-                    await self._process(room, stream, _entries(raw))
+                    await self._process(room, stream, _entries(raw), stop)
             except RedisError as exc:
                 # NOGROUP: the stream was deleted (and its group with it) while we followed.
                 group_ready = group_ready and "NOGROUP" not in str(exc)
@@ -154,13 +160,16 @@ class StreamConsumer:
             if "BUSYGROUP" not in str(exc):
                 raise
 
-    async def _process(self, room: str, stream: str, entries: list[Entry]) -> None:
+    async def _process(
+        self, room: str, stream: str, entries: list[Entry], stop: asyncio.Event
+    ) -> None:
         if not entries:
             return
         try:
-            with metrics.WORKER_BATCH_SECONDS.labels(self.group).time():
-                await self._handler(room, entries)
+            await self._handle_through_outages(room, stream, entries, stop)
         except Exception:
+            if stop.is_set():
+                return  # left pending: whoever runs next reclaims them
             log.exception(
                 "%s/%s: batch of %d failed; retrying one by one", self.group, room, len(entries)
             )
@@ -176,7 +185,46 @@ class StreamConsumer:
         await self._redis.xack(stream, self.group, *(entry.id for entry in entries))
         metrics.WORKER_ENTRIES.labels(self.group).inc(len(entries))
 
-    async def _reclaim(self, room: str, stream: str) -> None:
+    async def _handle_through_outages(
+        self, room: str, stream: str, entries: list[Entry], stop: asyncio.Event
+    ) -> None:
+        """Handle the batch, waiting out a store that is down; re-raise any other failure."""
+        delay = 0.25
+        while True:
+            try:
+                with metrics.WORKER_BATCH_SECONDS.labels(self.group).time():
+                    await self._handler(room, entries)
+                return
+            except Exception as exc:
+                if not is_outage(exc) or stop.is_set():
+                    raise
+                log.warning(
+                    "%s/%s: a store is unavailable (%s); holding %d entries, retry in %.2f s",
+                    self.group,
+                    room,
+                    exc.__class__.__name__,
+                    len(entries),
+                    delay,
+                )
+            await self._hold(stream, entries)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay)
+            delay = min(delay * 2, _OUTAGE_RETRY_MAX_S)
+
+    async def _hold(self, stream: str, entries: list[Entry]) -> None:
+        """Keep the entries ours while we wait: XCLAIM JUSTID resets their idle time without
+        counting a delivery, so no other consumer reclaims them and none is dead-lettered."""
+        with contextlib.suppress(RedisError):
+            await self._redis.xclaim(
+                stream,
+                self.group,
+                self.name,
+                min_idle_time=0,
+                message_ids=[entry.id for entry in entries],
+                justid=True,
+            )
+
+    async def _reclaim(self, room: str, stream: str, stop: asyncio.Event) -> None:
         start = "0-0"
         while True:
             # Redis 7 adds a third element (ids deleted meanwhile); 6.2 answers two.
@@ -192,7 +240,8 @@ class StreamConsumer:
             entries = _entries(raw)
             if entries:
                 log.info("%s/%s: reclaimed %d stalled entries", self.group, room, len(entries))
-                await self._process(room, stream, await self._park_poison(room, stream, entries))
+                kept = await self._park_poison(room, stream, entries)
+                await self._process(room, stream, kept, stop)
             start = start_next.decode() if isinstance(start_next, bytes) else start_next
             if start == "0-0":
                 return

@@ -165,6 +165,13 @@ class RoomKeys:
     def question_samples(self, minute: int, intent: str) -> str:
         return f"{self._prefix}:q:{minute}:{intent}:s"
 
+    # The whole live's question tally, kept as long as the room's other figures, for the report.
+    def questions_live(self, intent: str) -> str:
+        return f"{self._prefix}:q:live:{intent}"
+
+    def question_samples_live(self, intent: str) -> str:
+        return f"{self._prefix}:q:live:{intent}:s"
+
     @property
     def questions_published(self) -> str:
         return f"{self._prefix}:q:published"

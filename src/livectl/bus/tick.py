@@ -19,6 +19,7 @@ from livectl.bus.keys import ROOMS, RoomKeys
 from livectl.bus.scripts import run_many
 from livectl.kit import codec
 from livectl.kit.clock import now_ms
+from livectl.kit.outages import log_failure
 
 log = logging.getLogger("livectl.tick")
 
@@ -115,6 +116,6 @@ class RoomTicker:
             for handler in handlers:
                 try:
                     await handler(room, now)
-                except Exception:
+                except Exception as exc:
                     # One concern's failure must not stop the others' ticks for this room.
-                    log.exception("tick handler %r failed for room %s", handler, room)
+                    log_failure(log, exc, "tick handler %r failed for room %s", handler, room)

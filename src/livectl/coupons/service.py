@@ -136,10 +136,14 @@ class CouponService:
                 raise ProductNotFound(f"no product {product_id!r} in room {room!r}")
 
     async def drops(self, room: str) -> list[DropFigures]:
+        return [view for _, view in await self.history(room)]
+
+    async def history(self, room: str) -> list[tuple[CouponDrop, DropFigures]]:
+        """Every drop of the room: its record and its figures now."""
         await self._rooms.state(room)
         async with self._resources.sessionmaker() as session:
             drops = await repository.list_drops(session, room)
-        return await self._views(room, drops)
+        return list(zip(drops, await self._views(room, drops), strict=True))
 
     async def get(self, room: str, drop_id: str) -> DropFigures:
         async with self._resources.sessionmaker() as session:

@@ -23,6 +23,7 @@ from livectl.coupons.rules import (
 from livectl.coupons.service import CouponService
 from livectl.ingest.entries import entry_ms, unpack_entry
 from livectl.kit.clock import now_ms
+from livectl.kit.outages import log_failure
 from livectl.resources import Resources
 from livectl.store.engine import transaction
 
@@ -129,8 +130,8 @@ class CouponReconciler:
                         log.info("coupons reconciled with the ledger (redis run %s)", run_id)
                     reconciled_run = run_id
                     next_sweep = loop.time() + RECONCILE_EVERY_S
-            except Exception:
-                log.exception("coupon reconciliation failed; retrying")
+            except Exception as exc:
+                log_failure(log, exc, "coupon reconciliation failed; retrying")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), RECONCILE_CHECK_S)
 

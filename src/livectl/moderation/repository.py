@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import select
+from sqlalchemy import case, distinct, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from livectl.moderation.models import ModerationAction, ModerationSettings
@@ -34,3 +34,22 @@ async def list_actions(
         .limit(limit)
     )
     return (await session.execute(query)).scalars().all()
+
+
+async def hide_and_mute_counts(session: AsyncSession, room_id: str) -> tuple[dict[str, int], int]:
+    """Hidden messages by reason (``manual`` for a staff hide) and distinct muted viewers."""
+    reason = case((ModerationAction.action == "hide", "manual"), else_=ModerationAction.target)
+    hidden = await session.execute(
+        select(reason, func.count())
+        .where(
+            ModerationAction.room_id == room_id,
+            ModerationAction.action.in_(("hide", "auto_hide")),
+        )
+        .group_by(reason)
+    )
+    muted = await session.execute(
+        select(func.count(distinct(ModerationAction.target))).where(
+            ModerationAction.room_id == room_id, ModerationAction.action == "mute"
+        )
+    )
+    return {str(name): int(n) for name, n in hidden.all()}, int(muted.scalar_one())

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from redis.asyncio import Redis
 
@@ -54,6 +55,7 @@ class Windows:
         sets: dict[str, set[str]] = defaultdict(set)
         logs: dict[str, set[str]] = defaultdict(set)
         samples: dict[str, list[bytes]] = defaultdict(list)
+        live_samples: dict[str, list[bytes]] = defaultdict(list)
         lifetimes: dict[str, int] = {}
         for item in observed:
             bucket = bursts.bucket_of(item.at_ms)
@@ -72,7 +74,9 @@ class Windows:
             minute = item.at_ms // 60_000
             for intent in item.intents:
                 logs[keys.questions(minute, intent)].add(item.key)
+                logs[keys.questions_live(intent)].add(item.key)
                 samples[keys.question_samples(minute, intent)].append(codec.dumps(item.text))
+                live_samples[keys.question_samples_live(intent)].append(codec.dumps(item.text))
                 lifetimes[keys.questions(minute, intent)] = _QUESTION_KEEP_MS
         async with self._redis.pipeline(transaction=False) as pipe:
             for key, members in sets.items():
@@ -83,6 +87,9 @@ class Windows:
                 pipe.lpush(key, *items[-_SAMPLES_PER_BUCKET:])
                 pipe.ltrim(key, 0, _SAMPLES_PER_BUCKET - 1)
                 pipe.pexpire(key, _KEEP_MS)
+            for key, items in live_samples.items():
+                pipe.lpush(key, *items[-_SAMPLES_PER_QUESTION:])
+                pipe.ltrim(key, 0, _SAMPLES_PER_QUESTION - 1)
             for key, lifetime in lifetimes.items():
                 pipe.pexpire(key, lifetime)
             await pipe.execute()
@@ -132,15 +139,32 @@ class Windows:
         return found
 
     async def hot_questions(self, room: str, now_ms: int) -> list[tuple[str, int, list[str]]]:
-        """(intent, askers, samples) over the last minutes, most asked first."""
+        """(intent, times asked, samples) over the last minutes, most asked first."""
         keys = RoomKeys(room)
         minute = now_ms // 60_000
         minutes = range(minute - QUESTION_MINUTES + 1, minute + 1)
+        return await self._questions(
+            lambda intent: [keys.questions(m, intent) for m in minutes],
+            lambda intent: keys.question_samples(minute, intent),
+        )
+
+    async def live_questions(self, room: str) -> list[tuple[str, int, list[str]]]:
+        """(intent, times asked, samples) over the whole live, most asked first."""
+        keys = RoomKeys(room)
+        return await self._questions(
+            lambda intent: [keys.questions_live(intent)], keys.question_samples_live
+        )
+
+    async def _questions(
+        self,
+        tallies_of: Callable[[str], list[str]],
+        samples_of: Callable[[str], str],
+    ) -> list[tuple[str, int, list[str]]]:
         intents = list(QUESTION_INTENTS)
         async with self._redis.pipeline(transaction=False) as pipe:
             for intent in intents:
-                pipe.pfcount(*(keys.questions(m, intent) for m in minutes))
-                pipe.lrange(keys.question_samples(minute, intent), 0, _SAMPLES_PER_QUESTION - 1)
+                pipe.pfcount(*tallies_of(intent))
+                pipe.lrange(samples_of(intent), 0, _SAMPLES_PER_QUESTION - 1)
             replies = await pipe.execute()
         asked = [
             (intent, int(count), list(dict.fromkeys(codec.loads(s) for s in samples)))
@@ -148,6 +172,14 @@ class Windows:
             if int(count) > 0
         ]
         return sorted(asked, key=lambda item: (-item[1], item[0]))
+
+
+def question_items(asked: Iterable[tuple[str, int, list[str]]]) -> list[dict[str, Any]]:
+    """The `questions` message's items: what the host reads."""
+    return [
+        {"intent": intent, "label": QUESTION_INTENTS[intent][0], "count": n, "samples": s}
+        for intent, n, s in asked
+    ]
 
 
 def distinct_samples(lists: Sequence[Sequence[bytes]], limit: int = 5) -> list[dict[str, str]]:

@@ -14,9 +14,8 @@ from livectl.kit import codec
 from livectl.opinion import bursts
 from livectl.opinion.analysis import analyse
 from livectl.opinion.bursts import ANY_CATEGORY, NEGATIVE, judge, title_of
-from livectl.opinion.lexicon import QUESTION_INTENTS
 from livectl.opinion.service import AlertService, WatchlistService
-from livectl.opinion.windows import QUESTION_MINUTES, Observed, Windows
+from livectl.opinion.windows import QUESTION_MINUTES, Observed, Windows, question_items
 from livectl.resources import Resources
 
 GROUP = "opinion"
@@ -102,11 +101,7 @@ class OpinionTick:
             )
 
     async def _publish_hot_questions(self, room: str, now_ms: int) -> None:
-        asked = await self._windows.hot_questions(room, now_ms)
-        items = [
-            {"intent": intent, "label": QUESTION_INTENTS[intent][0], "count": n, "samples": s}
-            for intent, n, s in asked
-        ]
+        items = question_items(await self._windows.hot_questions(room, now_ms))
         counts = codec.dumps([(item["intent"], item["count"]) for item in items])
         # Published when the counts change, not every second; a room nobody asked anything
         # in gets no message at all.

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body
+from fastapi import APIRouter, Body, Query
 
 from livectl.auth.dependencies import Assistant, Controller, Host, Player
 from livectl.coupons.service import CouponService
@@ -11,7 +11,7 @@ from livectl.kit.ids import ProductIdPath, RoomIdPath
 from livectl.ranking.service import RankingService
 from livectl.resources import Deps, Resources
 from livectl.rooms.rules import RoomAction
-from livectl.rooms.schemas import PinOut, ProductIn, ProductOut, RoomCreate, RoomOut
+from livectl.rooms.schemas import PinOut, ProductIn, ProductOut, RoomCreate, RoomOut, RoomStatus
 from livectl.rooms.service import RoomService
 from livectl.stats.service import StatsService
 from livectl.store.engine import transaction
@@ -23,6 +23,17 @@ router = APIRouter(prefix="/v1/rooms", tags=["rooms"])
 async def create_room(body: RoomCreate, caller: Controller, deps: Deps) -> RoomOut:
     async with transaction(deps.sessionmaker) as tx:
         return await RoomService(deps).create(tx, body, caller)
+
+
+@router.get("")
+async def list_rooms(
+    caller: Host,
+    deps: Deps,
+    status: RoomStatus | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> list[RoomOut]:
+    """The rooms the token names (every room for `["*"]`), newest first."""
+    return await RoomService(deps).rooms(caller, status, limit)
 
 
 @router.get("/{room}")

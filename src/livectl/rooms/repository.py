@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -35,6 +35,21 @@ async def insert_room(session: AsyncSession, room: Room) -> bool:
         .returning(Room.id)
     )
     return result.scalar_one_or_none() is not None
+
+
+async def list_rooms(
+    session: AsyncSession, room_ids: Sequence[str] | None, status: str | None, limit: int
+) -> Sequence[tuple[Room, int]]:
+    """Rooms newest first, each with its product count; ``room_ids`` None means every room."""
+    product_count = (
+        select(func.count()).where(Product.room_id == Room.id).correlate(Room).scalar_subquery()
+    )
+    query = select(Room, product_count).order_by(Room.created_at.desc(), Room.id).limit(limit)
+    if room_ids is not None:
+        query = query.where(Room.id.in_(room_ids))
+    if status is not None:
+        query = query.where(Room.status == status)
+    return [(room, count) for room, count in (await session.execute(query)).all()]
 
 
 async def list_products(session: AsyncSession, room_id: str) -> Sequence[Product]:

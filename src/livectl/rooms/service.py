@@ -11,7 +11,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from livectl.auth.tokens import Principal
+from livectl.auth.tokens import ALL_ROOMS, Principal
 from livectl.bus.keys import ROOMS, Channel, RoomKeys
 from livectl.bus.publish import Message
 from livectl.errors import (
@@ -27,7 +27,7 @@ from livectl.resources import Resources
 from livectl.rooms import repository
 from livectl.rooms.models import Product, Room
 from livectl.rooms.rules import RoomAction, next_status
-from livectl.rooms.schemas import PinOut, ProductIn, ProductOut, RoomCreate, RoomOut
+from livectl.rooms.schemas import PinOut, ProductIn, ProductOut, RoomCreate, RoomOut, RoomStatus
 from livectl.store.engine import Transaction
 
 # KEYS: the room's cached state. ARGV: version, JSON. Writes only if newer than what is there.
@@ -140,6 +140,21 @@ class RoomService:
             raise RoomExists(f"room {body.id!r} exists already")
         tx.after_commit(lambda: self._announce_status(room.id))
         return _room_out(room, None, 0)
+
+    async def rooms(
+        self, principal: Principal, status: RoomStatus | None, limit: int
+    ) -> list[RoomOut]:
+        """The rooms this token may see, newest first, with their pins."""
+        visible = None if ALL_ROOMS in principal.rooms else sorted(principal.rooms)
+        async with self._resources.sessionmaker() as session:
+            rows = await repository.list_rooms(session, visible, status, limit)
+        if not rows:
+            return []
+        pins = await self._resources.redis.mget([RoomKeys(room.id).pin for room, _ in rows])
+        return [
+            _room_out(room, codec.text_or_none(pin), count)
+            for (room, count), pin in zip(rows, pins, strict=True)
+        ]
 
     async def transition(self, tx: Transaction, room_id: str, action: RoomAction) -> None:
         room = await self._locked(tx, room_id)
