@@ -395,3 +395,56 @@ async def test_controller_edits_settings_and_issues_tokens(
         f"/v1/rooms/{room}/stats", headers={"Authorization": f"Bearer {issued}"}
     )
     assert answer.status_code == 200
+
+
+async def test_the_report_of_an_ended_live(
+    context: BrowserContext, stack: Stack, room: str, admin: httpx.AsyncClient
+) -> None:
+    drop = await admin.post(f"/v1/rooms/{room}/coupons", json=TEMPLATE)
+    assert drop.status_code == 201
+    claimed = await admin.post(
+        f"/v1/rooms/{room}/coupons/{drop.json()['id']}/claims", json={"user_id": "buyer"}
+    )
+    order = {"id": "o1", "quantity": 1, "amount": 9900, "coupon_code": claimed.json()["code"]}
+    await send(
+        stack,
+        room,
+        [
+            *(chat("口红多少钱", user=f"q{n}") for n in range(6)),
+            *(chat(text, user=f"angry-{n % 8}") for n, text in enumerate(COMPLAINTS[:20])),
+            chat("广告刷屏", user="spam", event_id="spam-1"),
+            {"type": "click", "product_id": "sku-1", "user": {"id": "buyer"}},
+            {"type": "cart", "product_id": "sku-1", "user": {"id": "buyer"}},
+            {"type": "order", "product_id": "sku-1", "user": {"id": "buyer"}, "order": order},
+        ],
+    )
+    assert (await admin.post(f"/v1/rooms/{room}/messages/spam-1/hide")).status_code == 204
+
+    async def settled() -> bool:
+        stats = (await admin.get(f"/v1/rooms/{room}/stats")).json()
+        alerts = (await admin.get(f"/v1/rooms/{room}/alerts")).json()
+        return bool(stats["orders"] == 1 and alerts)
+
+    await wait_for(settled, timeout=15)
+    assert (await admin.post(f"/v1/rooms/{room}/end")).status_code == 200
+
+    page = await signed_in(context, stack.base_url, stack.token(Role.HOST, [room]))
+    await expect(page.locator(f'[data-room="{room}"] .status')).to_have_text("已结束")
+    await page.click(f'[data-room="{room}"] a[href^="#/report/"]')
+    await expect(page.locator(".report h1")).to_contain_text("直播复盘")
+    await expect(page.locator(".report-chart canvas")).to_have_count(4)
+    lipstick = page.locator("#funnel tbody tr").filter(has_text="豆沙色口红")
+    await expect(lipstick.locator("td")).to_have_text(
+        [
+            "豆沙色口红",
+            "0",  # seconds pinned
+            re.compile(r"^([6-9]|\d\d)$"),  # the six asking, and any complaint naming it
+            *("1", "1", "1", "1", "¥99.00"),
+            *("100.0%", "100.0%", "100.0%"),
+        ]
+    )
+    await expect(page.locator("#coupon-roi tbody tr td").nth(2)).to_have_text("1/5")
+    await expect(page.locator("#alert-timeline tbody tr")).to_have_count(1)
+    await expect(page.locator("#top-questions tbody tr").first).to_contain_text("6")
+    await expect(page.locator("#moderation-summary")).to_contain_text("隐藏弹幕 1")
+    await page.screenshot(path=screenshot("report"), full_page=True)
