@@ -25,8 +25,9 @@ from playwright.async_api import (
 
 from livectl.auth.tokens import Role
 from loadtest.browser import CHROMIUM, launch_chromium
-from tests.conftest import Stack, chat, free_port, wait_for
+from tests.conftest import Stack, chat, free_port, open_console, wait_for
 from tests.test_bursts import COMPLAINTS
+from tests.test_console import seq_at_least
 from tests.test_opinion import send
 
 SCREENSHOTS = Path(__file__).parent.parent / "docs" / "screenshots"
@@ -353,6 +354,41 @@ async def test_a_cut_connection_resumes_without_losing_or_repeating_a_message(
         await expect(page.locator(".chat-row")).to_have_count(60)
         expected = [f"{label}-{n}" for label in ("before", "during", "after") for n in range(20)]
         assert await chat_texts(page) == expected
+
+
+async def test_a_gap_past_the_history_redraws_from_a_fresh_snapshot(
+    context: BrowserContext, stack: Stack, room: str, admin: httpx.AsyncClient
+) -> None:
+    port = int(stack.base_url.rsplit(":", 1)[1])
+    async with CuttableProxy(port) as proxy:
+        base = f"http://127.0.0.1:{proxy.port}"
+        page = await signed_in(
+            context, base, stack.token(Role.ASSISTANT, [room]), f"console/{room}"
+        )
+        await expect(page.locator("#conn")).to_have_attribute("data-state", "live")
+        await send(stack, room, [chat("before the gap", user="early")])
+        await expect(page.locator(".chat-row")).to_have_count(1)
+        proxy.refusing = True
+        proxy.cut()
+        await expect(page.locator("#conn")).to_have_attribute("data-state", "reconnecting")
+        # Far more than the tests' history keeps (LIVECTL_HISTORY_MIN=100, and the current
+        # second's), and a pin.
+        start = await open_console(stack, room)
+        first_seq = (await start.next_of("snapshot"))["seq"]
+        await start.socket.close()
+        await send(stack, room, [chat(f"missed-{n}", user=f"m{n}") for n in range(300)])
+        await asyncio.sleep(1.1)
+        await send(stack, room, [chat(f"missed-{n}", user=f"m{n}") for n in range(300, 600)])
+        assert (await admin.post(f"/v1/rooms/{room}/products/sku-3/pin")).status_code == 200
+        await wait_for(lambda: seq_at_least(stack, room, first_seq + 601))
+        proxy.refusing = False
+        await expect(page.locator("#conn")).to_have_attribute("data-state", "live", timeout=20_000)
+        # The server answered `reset`, then a snapshot: the state is the room's now, and the
+        # chat starts again rather than pretending to be whole.
+        await expect(page.locator('[data-product="sku-3"]')).to_have_class("product pinned")
+        await expect(page.locator(".chat-row")).to_have_count(0)
+        await send(stack, room, [chat("after the gap", user="late")])
+        await expect(page.locator(".chat-text")).to_have_text(["after the gap"])
 
 
 async def test_controller_edits_settings_and_issues_tokens(
