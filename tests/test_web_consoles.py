@@ -154,6 +154,63 @@ async def test_both_languages_have_every_word(context: BrowserContext, stack: St
     assert set(keys["zh-CN"]) == set(keys["en"])
 
 
+async def test_the_page_logic_folds_messages_in(context: BrowserContext, stack: Stack) -> None:
+    """The pure parts of the page (room state, seq tracking, reasons), run in the browser."""
+    page = await context.new_page()
+    await page.goto(stack.base_url)
+    folded = await page.evaluate(
+        """async () => {
+            const { RoomState } = await import('/ui/js/state.js');
+            const { ConsoleSocket } = await import('/ui/js/socket.js');
+            const { reason } = await import('/ui/js/i18n.js');
+            const state = new RoomState();
+            const product = (id, rank) => ({ id, name: `n-${id}`, rank, reasons: [] });
+            state.apply({ type: 'snapshot', data: {
+                room: { id: 'r' }, products: [product('a', 1), product('b', 2)],
+                recommended: 'b', pinned: null, stats: {}, coupons: [],
+                alerts: [{ id: 'x', status: 'open' }] } });
+            state.apply({ type: 'ranking', data: { recommended: 'a', items: [
+                { product_id: 'b', rank: 1, score: 9, reasons: ['cart rate 12%'] },
+                { product_id: 'a', rank: 2, score: 1, reasons: [] }] } });
+            state.apply({ type: 'products', data: { items: [
+                { id: 'a', name: 'n-a', sold_out: true }, { id: 'b', name: 'n-b' }] } });
+            state.apply({ type: 'alert', data: { id: 'x', status: 'resolved' } });
+            for (const id of ['c1', 'c2', 'c3', 'c4', 'c5']) {
+                state.apply({ type: 'coupon', data: { id, state: 'ended' } });
+            }
+            state.apply({ type: 'coupon', data: { id: 'c6', state: 'live' } });
+            const delivered = [];
+            const socket = new ConsoleSocket({ onMessage: (e) => delivered.push(e.seq) });
+            for (const [seq, type] of [[5, 'snapshot'], [6, 'chat'], [6, 'chat'], [7, 'chat'],
+                                       [5, 'chat'], [3, 'snapshot'], [4, 'chat']]) {
+                socket.deliver({ seq, type });
+            }
+            return {
+                order: state.products.map((p) => [p.id, p.sold_out ?? false, p.reasons.length]),
+                recommended: state.recommended,
+                alerts: state.alerts.size,
+                coupons: [...state.coupons.keys()],
+                live: state.liveCoupon().id,
+                delivered,
+                lastSeq: socket.lastSeq,
+                reasons: ['12 asking for the link, price or stock', 'explained 3 min ago',
+                          'something new'].map(reason),
+            };
+        }"""
+    )
+    assert folded == {
+        "order": [["b", False, 1], ["a", True, 0]],
+        "recommended": "a",
+        "alerts": 0,
+        "coupons": ["c3", "c4", "c5", "c6"],
+        "live": "c6",
+        # A repeat or an older seq is dropped; a snapshot (after a reset) restarts the count.
+        "delivered": [5, 6, 7, 3, 4],
+        "lastSeq": 4,
+        "reasons": ["12 人在问链接、价格或库存", "3 分钟前讲解过", "something new"],
+    }
+
+
 async def test_a_token_for_another_room_is_refused_visibly(
     context: BrowserContext, stack: Stack, room: str
 ) -> None:
