@@ -231,6 +231,18 @@ def crashable(tmp_path: Path) -> Iterator[CrashableRedis]:
         server.process.wait(10)
 
 
+@pytest.fixture
+def own_stack(stack: Stack, crashable: CrashableRedis) -> Iterator[Stack]:
+    """A gateway and a worker of their own on a crashable Redis: no other worker shares its
+    groups, so a test can kill this one and see who carries on."""
+    port = free_port()
+    env = stack.env | {"LIVECTL_REDIS_URL": crashable.url, "LIVECTL_PORT": str(port)}
+    with running_stack(
+        Stack(f"http://127.0.0.1:{port}", stack.secret, crashable.url, stack.database_url, env)
+    ) as running:
+        yield running
+
+
 @contextmanager
 def running_stack(stack: Stack) -> Iterator[Stack]:
     """The stack's gateway and worker, as `livectl` runs them, stopped on the way out."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -26,23 +25,11 @@ from tests.conftest import (
     CrashableRedis,
     Stack,
     create_room,
-    free_port,
-    running_stack,
     wait_for,
 )
 from tests.test_coupons import DROP, ledger_rows
 
 QUANTITY = 300
-
-
-@pytest.fixture
-def own_stack(stack: Stack, crashable: CrashableRedis) -> Iterator[Stack]:
-    port = free_port()
-    env = stack.env | {"LIVECTL_REDIS_URL": crashable.url, "LIVECTL_PORT": str(port)}
-    with running_stack(
-        Stack(f"http://127.0.0.1:{port}", stack.secret, crashable.url, stack.database_url, env)
-    ) as running:
-        yield running
 
 
 def fields_restored(client: redis.Redis, drop_key: str) -> bool:

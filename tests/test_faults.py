@@ -218,7 +218,7 @@ def report(figures: dict[str, Any]) -> None:
 
 
 @contextmanager
-def own_stack(
+def private_stack(
     stack: Stack, redis_url: str, database_url: str | None = None, gateways: int = 1
 ) -> Iterator[tuple[Stack, list[str]]]:
     """A gateway (or several) and a worker of their own, on the Redis (and database) given."""
@@ -249,7 +249,7 @@ def kill(stack: Stack, name: str) -> None:
 
 
 async def test_worker_killed_under_load(stack: Stack, crashable: CrashableRedis) -> None:
-    with own_stack(stack, crashable.url) as (own, gateways):
+    with private_stack(stack, crashable.url) as (own, gateways):
         async with under_load(own, gateways) as run:
             await asyncio.sleep(2)
             kill(own, "worker")
@@ -261,7 +261,7 @@ async def test_worker_killed_under_load(stack: Stack, crashable: CrashableRedis)
 
 
 async def test_gateway_killed_under_load(stack: Stack, crashable: CrashableRedis) -> None:
-    with own_stack(stack, crashable.url, gateways=2) as (own, gateways):
+    with private_stack(stack, crashable.url, gateways=2) as (own, gateways):
         async with under_load(own, gateways) as run:
             await asyncio.sleep(2)
             kill(own, "api")  # the first gateway: the bridge fails over to the second
@@ -272,7 +272,7 @@ async def test_gateway_killed_under_load(stack: Stack, crashable: CrashableRedis
 
 
 async def test_redis_restarted_under_load(stack: Stack, crashable: CrashableRedis) -> None:
-    with own_stack(stack, crashable.url) as (own, gateways):
+    with private_stack(stack, crashable.url) as (own, gateways):
         async with under_load(own, gateways) as run:
             await asyncio.sleep(2)
             assert crashable.process is not None
@@ -346,7 +346,7 @@ class StallingProxy:
 async def test_network_to_redis_stalled(stack: Stack, crashable: CrashableRedis) -> None:
     with (
         StallingProxy(crashable.port) as proxy,
-        own_stack(stack, f"redis://127.0.0.1:{proxy.port}/0") as (own, gateways),
+        private_stack(stack, f"redis://127.0.0.1:{proxy.port}/0") as (own, gateways),
     ):
         async with under_load(own, gateways) as run:
             await asyncio.sleep(2)
@@ -366,7 +366,7 @@ async def test_postgres_stopped_30_s(
     url = postgres.start()
     try:
         await asyncio.to_thread(upgrade, url)
-        with own_stack(stack, crashable.url, database_url=url) as (own, gateways):
+        with private_stack(stack, crashable.url, database_url=url) as (own, gateways):
             async with httpx.AsyncClient(
                 base_url=gateways[0], headers=own.headers(Role.ADMIN), timeout=10
             ) as admin:
@@ -433,7 +433,7 @@ async def claim_while(admin: httpx.AsyncClient, room: str, coupon: str, until: f
 
 async def test_1000_consoles_reconnect_at_once(stack: Stack, crashable: CrashableRedis) -> None:
     consoles = 1000
-    with own_stack(stack, crashable.url) as (own, gateways):
+    with private_stack(stack, crashable.url) as (own, gateways):
         async with httpx.AsyncClient(
             base_url=gateways[0], headers=own.headers(Role.ADMIN), timeout=10
         ) as admin:
