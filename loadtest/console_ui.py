@@ -8,7 +8,8 @@ for ``--minutes`` and measures inside the page:
 - frame timing from requestAnimationFrame deltas, per interval and overall: p50, p99, max and
   frames over 50 ms (a hitch the eye sees);
 - the JS heap after a forced garbage collection, and the DOM node count, at the start and the
-  end (flat means no leak);
+  end (flat means no leak), and the page's main-thread time (script, layout, style) as a
+  share of the wall time, which reads apart from the shared machine's contention;
 - whether the newest message is on screen once the feed stops.
 """
 
@@ -48,6 +49,8 @@ log = logging.getLogger("loadtest")
 RESULTS = Path(__file__).parent / "results" / "console_ui.json"
 FEED_EVERY_S = 0.1
 SAMPLE_EVERY_S = 30.0
+BASELINE_S = 10.0
+_MAIN_THREAD = ("TaskDuration", "ScriptDuration", "LayoutDuration", "RecalcStyleDuration")
 HITCH_MS = 50.0
 _TEXTS = ("主播好美", "1号链接多少钱", "已拍", "这个颜色显白吗", "假货吧", "还有货吗", "爱了爱了")
 
@@ -90,13 +93,25 @@ def frame_figures(deltas: list[float]) -> dict[str, Any]:
     }
 
 
-async def page_memory(cdp: CDPSession) -> dict[str, float]:
+async def page_metrics(cdp: CDPSession) -> dict[str, float]:
     await cdp.send("HeapProfiler.collectGarbage")
     metrics = {m["name"]: m["value"] for m in (await cdp.send("Performance.getMetrics"))["metrics"]}
     return {
         "js_heap_used_mb": round(metrics["JSHeapUsedSize"] / 2**20, 2),
         "dom_nodes": metrics["Nodes"],
         "event_listeners": metrics["JSEventListeners"],
+        # Seconds of main-thread work so far, so the page's own cost reads apart from the
+        # machine's contention: the difference between start and end over the wall time.
+        **{f"{name}_s": round(metrics[name], 3) for name in _MAIN_THREAD},
+        "at_s": round(time.monotonic(), 3),
+    }
+
+
+def main_thread_shares(start: dict[str, float], end: dict[str, float]) -> dict[str, float]:
+    wall = end["at_s"] - start["at_s"]
+    return {
+        f"{name}_share": round((end[f"{name}_s"] - start[f"{name}_s"]) / wall, 3)
+        for name in _MAIN_THREAD
     }
 
 
@@ -148,11 +163,15 @@ async def measure(base_url: str, api: Api, room: str, args: argparse.Namespace) 
             headers={"Authorization": f"Bearer {api.token(Role.INGEST, room)}"},
             timeout=30,
         ) as client:
+            # The page idle first: what the machine alone costs in frames (it is shared).
+            await asyncio.sleep(BASELINE_S)
+            baseline = frame_figures(await page.evaluate(_TAKE_FRAMES))
+            log.info("idle baseline: %s", baseline)
             feed = Feed(client, room, args.rate)
             # Fill the chat to its cap first, so the start figures are the steady state's.
             await feed.run(time.monotonic() + 5)
             await page.evaluate(_TAKE_FRAMES)
-            start = await page_memory(cdp)
+            start = await page_metrics(cdp)
             log.info("start: %s", start)
             intervals: list[dict[str, Any]] = []
             every: list[float] = []
@@ -163,7 +182,7 @@ async def measure(base_url: str, api: Api, room: str, args: argparse.Namespace) 
                 every += deltas
                 intervals.append(frame_figures(deltas))
                 log.info("frames: %s", intervals[-1])
-            end = await page_memory(cdp)
+            end = await page_metrics(cdp)
             log.info("end: %s", end)
         last_text = f"#{feed.sent - 1}"
         try:
@@ -183,10 +202,12 @@ async def measure(base_url: str, api: Api, room: str, args: argparse.Namespace) 
         "rate": args.rate,
         "sent": feed.sent,
         "late_feed_frames": feed.late_frames,
+        "frames_idle_baseline": baseline,
         "frames": frame_figures(every),
         "intervals": intervals,
-        "memory_start": start,
-        "memory_end": end,
+        "page_start": start,
+        "page_end": end,
+        "main_thread": main_thread_shares(start, end),
         "chat_rows_in_dom": rows,
         "newest_message_shown": caught_up,
     }

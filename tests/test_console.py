@@ -143,7 +143,7 @@ async def test_a_gap_too_old_to_fill_gives_reset_then_snapshot(stack: Stack, roo
     await post_chats(stack, room, [f"flood {i}" for i in range(300)])
     await asyncio.sleep(1.1)
     await post_chats(stack, room, [f"flood {i}" for i in range(300, 600)])
-    await wait_for(lambda: _seq_at_least(stack, room, first_seq + 600))
+    await wait_for(lambda: seq_at_least(stack, room, first_seq + 600))
 
     resumed = await open_console(stack, room, since=first_seq)
     reset = await resumed.next()
@@ -155,7 +155,7 @@ async def test_a_gap_too_old_to_fill_gives_reset_then_snapshot(stack: Stack, roo
     await resumed.socket.close()
 
 
-async def _seq_at_least(stack: Stack, room: str, seq: int) -> bool:
+async def seq_at_least(stack: Stack, room: str, seq: int) -> bool:
     console = await open_console(stack, room)
     try:
         return int((await console.next_of("snapshot"))["seq"]) >= seq

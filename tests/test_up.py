@@ -87,4 +87,6 @@ def test_up_demo_shows_a_living_room_and_stops_cleanly(tmp_path: Path) -> None:
     assert up.returncode == 0
     assert b"livectl is up" in banner
     assert b"livectl tail demo" in banner
+    assert f"Consoles       http://127.0.0.1:{port}/#token=".encode() in banner
+    assert b"&to=/console/demo" in banner
     assert _processes_using(data_dir) == []

@@ -25,8 +25,9 @@ from playwright.async_api import (
 
 from livectl.auth.tokens import Role
 from loadtest.browser import CHROMIUM, launch_chromium
-from tests.conftest import Stack, chat, free_port, wait_for
+from tests.conftest import Stack, chat, free_port, open_console, wait_for
 from tests.test_bursts import COMPLAINTS
+from tests.test_console import seq_at_least
 from tests.test_opinion import send
 
 SCREENSHOTS = Path(__file__).parent.parent / "docs" / "screenshots"
@@ -151,6 +152,63 @@ async def test_both_languages_have_every_word(context: BrowserContext, stack: St
     )
     assert set(keys) == {"zh-CN", "en"}
     assert set(keys["zh-CN"]) == set(keys["en"])
+
+
+async def test_the_page_logic_folds_messages_in(context: BrowserContext, stack: Stack) -> None:
+    """The pure parts of the page (room state, seq tracking, reasons), run in the browser."""
+    page = await context.new_page()
+    await page.goto(stack.base_url)
+    folded = await page.evaluate(
+        """async () => {
+            const { RoomState } = await import('/ui/js/state.js');
+            const { ConsoleSocket } = await import('/ui/js/socket.js');
+            const { reason } = await import('/ui/js/i18n.js');
+            const state = new RoomState();
+            const product = (id, rank) => ({ id, name: `n-${id}`, rank, reasons: [] });
+            state.apply({ type: 'snapshot', data: {
+                room: { id: 'r' }, products: [product('a', 1), product('b', 2)],
+                recommended: 'b', pinned: null, stats: {}, coupons: [],
+                alerts: [{ id: 'x', status: 'open' }] } });
+            state.apply({ type: 'ranking', data: { recommended: 'a', items: [
+                { product_id: 'b', rank: 1, score: 9, reasons: ['cart rate 12%'] },
+                { product_id: 'a', rank: 2, score: 1, reasons: [] }] } });
+            state.apply({ type: 'products', data: { items: [
+                { id: 'a', name: 'n-a', sold_out: true }, { id: 'b', name: 'n-b' }] } });
+            state.apply({ type: 'alert', data: { id: 'x', status: 'resolved' } });
+            for (const id of ['c1', 'c2', 'c3', 'c4', 'c5']) {
+                state.apply({ type: 'coupon', data: { id, state: 'ended' } });
+            }
+            state.apply({ type: 'coupon', data: { id: 'c6', state: 'live' } });
+            const delivered = [];
+            const socket = new ConsoleSocket({ onMessage: (e) => delivered.push(e.seq) });
+            for (const [seq, type] of [[5, 'snapshot'], [6, 'chat'], [6, 'chat'], [7, 'chat'],
+                                       [5, 'chat'], [3, 'snapshot'], [4, 'chat']]) {
+                socket.deliver({ seq, type });
+            }
+            return {
+                order: state.products.map((p) => [p.id, p.sold_out ?? false, p.reasons.length]),
+                recommended: state.recommended,
+                alerts: state.alerts.size,
+                coupons: [...state.coupons.keys()],
+                live: state.liveCoupon().id,
+                delivered,
+                lastSeq: socket.lastSeq,
+                reasons: ['12 asking for the link, price or stock', 'explained 3 min ago',
+                          'something new'].map(reason),
+            };
+        }"""
+    )
+    assert folded == {
+        "order": [["b", False, 1], ["a", True, 0]],
+        "recommended": "a",
+        "alerts": 0,
+        "coupons": ["c3", "c4", "c5", "c6"],
+        "live": "c6",
+        # A repeat or an older seq is dropped; a snapshot (after a reset) restarts the count.
+        "delivered": [5, 6, 7, 3, 4],
+        "lastSeq": 4,
+        "reasons": ["12 人在问链接、价格或库存", "3 分钟前讲解过", "something new"],
+    }
 
 
 async def test_a_token_for_another_room_is_refused_visibly(
@@ -355,6 +413,41 @@ async def test_a_cut_connection_resumes_without_losing_or_repeating_a_message(
         assert await chat_texts(page) == expected
 
 
+async def test_a_gap_past_the_history_redraws_from_a_fresh_snapshot(
+    context: BrowserContext, stack: Stack, room: str, admin: httpx.AsyncClient
+) -> None:
+    port = int(stack.base_url.rsplit(":", 1)[1])
+    async with CuttableProxy(port) as proxy:
+        base = f"http://127.0.0.1:{proxy.port}"
+        page = await signed_in(
+            context, base, stack.token(Role.ASSISTANT, [room]), f"console/{room}"
+        )
+        await expect(page.locator("#conn")).to_have_attribute("data-state", "live")
+        await send(stack, room, [chat("before the gap", user="early")])
+        await expect(page.locator(".chat-row")).to_have_count(1)
+        proxy.refusing = True
+        proxy.cut()
+        await expect(page.locator("#conn")).to_have_attribute("data-state", "reconnecting")
+        # Far more than the tests' history keeps (LIVECTL_HISTORY_MIN=100, and the current
+        # second's), and a pin.
+        start = await open_console(stack, room)
+        first_seq = (await start.next_of("snapshot"))["seq"]
+        await start.socket.close()
+        await send(stack, room, [chat(f"missed-{n}", user=f"m{n}") for n in range(300)])
+        await asyncio.sleep(1.1)
+        await send(stack, room, [chat(f"missed-{n}", user=f"m{n}") for n in range(300, 600)])
+        assert (await admin.post(f"/v1/rooms/{room}/products/sku-3/pin")).status_code == 200
+        await wait_for(lambda: seq_at_least(stack, room, first_seq + 601))
+        proxy.refusing = False
+        await expect(page.locator("#conn")).to_have_attribute("data-state", "live", timeout=20_000)
+        # The server answered `reset`, then a snapshot: the state is the room's now, and the
+        # chat starts again rather than pretending to be whole.
+        await expect(page.locator('[data-product="sku-3"]')).to_have_class("product pinned")
+        await expect(page.locator(".chat-row")).to_have_count(0)
+        await send(stack, room, [chat("after the gap", user="late")])
+        await expect(page.locator(".chat-text")).to_have_text(["after the gap"])
+
+
 async def test_controller_edits_settings_and_issues_tokens(
     context: BrowserContext, stack: Stack, room: str, admin: httpx.AsyncClient
 ) -> None:
@@ -395,3 +488,56 @@ async def test_controller_edits_settings_and_issues_tokens(
         f"/v1/rooms/{room}/stats", headers={"Authorization": f"Bearer {issued}"}
     )
     assert answer.status_code == 200
+
+
+async def test_the_report_of_an_ended_live(
+    context: BrowserContext, stack: Stack, room: str, admin: httpx.AsyncClient
+) -> None:
+    drop = await admin.post(f"/v1/rooms/{room}/coupons", json=TEMPLATE)
+    assert drop.status_code == 201
+    claimed = await admin.post(
+        f"/v1/rooms/{room}/coupons/{drop.json()['id']}/claims", json={"user_id": "buyer"}
+    )
+    order = {"id": "o1", "quantity": 1, "amount": 9900, "coupon_code": claimed.json()["code"]}
+    await send(
+        stack,
+        room,
+        [
+            *(chat("口红多少钱", user=f"q{n}") for n in range(6)),
+            *(chat(text, user=f"angry-{n % 8}") for n, text in enumerate(COMPLAINTS[:20])),
+            chat("广告刷屏", user="spam", event_id="spam-1"),
+            {"type": "click", "product_id": "sku-1", "user": {"id": "buyer"}},
+            {"type": "cart", "product_id": "sku-1", "user": {"id": "buyer"}},
+            {"type": "order", "product_id": "sku-1", "user": {"id": "buyer"}, "order": order},
+        ],
+    )
+    assert (await admin.post(f"/v1/rooms/{room}/messages/spam-1/hide")).status_code == 204
+
+    async def settled() -> bool:
+        stats = (await admin.get(f"/v1/rooms/{room}/stats")).json()
+        alerts = (await admin.get(f"/v1/rooms/{room}/alerts")).json()
+        return bool(stats["orders"] == 1 and alerts)
+
+    await wait_for(settled, timeout=15)
+    assert (await admin.post(f"/v1/rooms/{room}/end")).status_code == 200
+
+    page = await signed_in(context, stack.base_url, stack.token(Role.HOST, [room]))
+    await expect(page.locator(f'[data-room="{room}"] .status')).to_have_text("已结束")
+    await page.click(f'[data-room="{room}"] a[href^="#/report/"]')
+    await expect(page.locator(".report h1")).to_contain_text("直播复盘")
+    await expect(page.locator(".report-chart canvas")).to_have_count(4)
+    lipstick = page.locator("#funnel tbody tr").filter(has_text="豆沙色口红")
+    await expect(lipstick.locator("td")).to_have_text(
+        [
+            "豆沙色口红",
+            "0",  # seconds pinned
+            re.compile(r"^([6-9]|\d\d)$"),  # the six asking, and any complaint naming it
+            *("1", "1", "1", "1", "¥99.00"),
+            *("100.0%", "100.0%", "100.0%"),
+        ]
+    )
+    await expect(page.locator("#coupon-roi tbody tr td").nth(2)).to_have_text("1/5")
+    await expect(page.locator("#alert-timeline tbody tr")).to_have_count(1)
+    await expect(page.locator("#top-questions tbody tr").first).to_contain_text("6")
+    await expect(page.locator("#moderation-summary")).to_contain_text("隐藏弹幕 1")
+    await page.screenshot(path=screenshot("report"), full_page=True)

@@ -34,18 +34,18 @@ function topBar(current, room) {
       }, t(`nav.${view}`)));
     }
   }
-  const current_session = session();
-  if (current_session && ["controller", "admin"].includes(current_session.claims.role)) {
+  const signedIn = session();
+  if (signedIn && ["controller", "admin"].includes(signedIn.claims.role)) {
     const target = room ? `#/controller/${encodeURIComponent(room)}` : "#/controller";
     links.push(el("a", { href: target, class: current === "controller" ? "active" : "" },
       t("nav.controller")));
   }
   nav.replaceChildren(...links);
-  document.getElementById("who").textContent = current_session
-    ? `${current_session.claims.sub} · ${t(`role.${current_session.claims.role}`)}`
+  document.getElementById("who").textContent = signedIn
+    ? `${signedIn.claims.sub} · ${t(`role.${signedIn.claims.role}`)}`
     : "";
   const signOut = document.getElementById("signout");
-  signOut.hidden = !current_session;
+  signOut.hidden = !signedIn;
   signOut.textContent = t("signin.out");
 }
 

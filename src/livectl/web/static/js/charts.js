@@ -5,13 +5,22 @@ import { el } from "./ui.js";
 
 const POINTS = 300; // five minutes at one stats message a second
 
+// At least two minutes wide: a single point (a tile's first second, a one-minute live) would
+// otherwise stretch the time axis over years.
+function timeRange(u, min, max) {
+  const xs = u.data[0];
+  if (!xs.length) return [min, max];
+  const [first, last] = [xs[0], xs[xs.length - 1]];
+  return last - first < 120 ? [first - 60, last + 60] : [first, last];
+}
+
 export function lineChart(container, { width, height, series, xs, ys, axes = false }) {
   const options = {
     width,
     height,
     legend: { show: false },
     cursor: { show: axes },
-    scales: { x: { time: true } },
+    scales: { x: { time: true, range: timeRange } },
     axes: axes ? [{}, { size: 60 }] : [{ show: false }, { show: false }],
     series: [{}, ...series.map((label) => ({ label, stroke: "#e4572e", width: 1.5 }))],
   };

@@ -17,13 +17,21 @@ export class ChatList {
   constructor({ actions }) {
     this.actions = actions; // null for a view that may not moderate
     this.queue = [];
-    this.waiting = 0;
     this.paused = false;
     this.frame = null;
-    this.rows = new Map(); // event_id -> row, for hides
+    this.messages = new Map(); // event_id -> message of the rows shown, for their actions
     this.list = el("ol", { class: "chat-list", "aria-live": "off" });
     this.badge = el("div", { class: "chat-paused", hidden: true });
     this.root = el("div", { class: "chat" }, this.badge, this.list);
+    // Hide and mute buttons are made for the row under the pointer only: a few hundred rows
+    // a second come and go, and most are never pointed at.
+    this.list.addEventListener("mouseover", (event) => {
+      const row = event.target.closest(".chat-row");
+      if (row && this.actions && !row.classList.contains("is-hidden")
+          && !row.querySelector(".chat-actions")) {
+        row.append(this.actionBar(this.messages.get(row.dataset.eventId)));
+      }
+    });
     this.list.addEventListener("mouseenter", () => {
       this.paused = true;
     });
@@ -41,14 +49,14 @@ export class ChatList {
   }
 
   remove(eventId) {
-    this.rows.get(eventId)?.remove();
-    this.rows.delete(eventId);
+    this.list.querySelector(`[data-event-id="${CSS.escape(eventId)}"]`)?.remove();
+    this.messages.delete(eventId);
     this.queue = this.queue.filter((m) => m.event_id !== eventId);
   }
 
   clear() {
     this.queue = [];
-    this.rows.clear();
+    this.messages.clear();
     this.list.replaceChildren();
   }
 
@@ -71,10 +79,21 @@ export class ChatList {
     let excess = this.list.childElementCount - MAX_SHOWN;
     while (excess-- > 0) {
       const oldest = this.list.firstElementChild;
-      this.rows.delete(oldest.dataset.eventId);
+      this.messages.delete(oldest.dataset.eventId);
       oldest.remove();
     }
     this.list.scrollTop = this.list.scrollHeight;
+  }
+
+  actionBar(message) {
+    return el(
+      "span",
+      { class: "chat-actions" },
+      el("button", { type: "button", onclick: (e) => this.actions.hide(e.target, message) },
+        t("chat.hide")),
+      el("button", { type: "button", onclick: (e) => this.actions.mute(e.target, message) },
+        t("chat.mute")),
+    );
   }
 
   row(message) {
@@ -82,16 +101,6 @@ export class ChatList {
     const hidden = message.hidden
       ? el("span", { class: "tag hidden-tag" }, t("chat.hidden"), " · ",
           t(`hidden.${message.hidden_reason}`))
-      : null;
-    const buttons = this.actions && !message.hidden
-      ? el(
-          "span",
-          { class: "chat-actions" },
-          el("button", { type: "button", onclick: (e) => this.actions.hide(e.target, message) },
-            t("chat.hide")),
-          el("button", { type: "button", onclick: (e) => this.actions.mute(e.target, message) },
-            t("chat.mute")),
-        )
       : null;
     const row = el(
       "li",
@@ -103,9 +112,8 @@ export class ChatList {
       el("span", { class: "chat-text" }, message.text),
       tags,
       hidden,
-      buttons,
     );
-    this.rows.set(message.event_id, row);
+    this.messages.set(message.event_id, message);
     return row;
   }
 }

@@ -4,7 +4,6 @@ import { api, ApiError, roomPath } from "../api.js";
 import { atLeast } from "../auth.js";
 import { t } from "../i18n.js";
 import { act, el, panel, showError } from "../ui.js";
-import { visibleRooms } from "./home.js";
 
 const ROLES = ["host", "assistant", "controller", "player", "ingest", "admin"];
 const TEMPLATE_EXAMPLE = {
@@ -46,13 +45,13 @@ function jsonEditor({ id, value, save, saveLabel = t("ctl.save") }) {
 
 const EDITABLE_PRODUCT_FIELDS = ["id", "name", "aliases", "price", "stock"];
 
-function roomsPanel(claims, selected) {
+function roomsPanel(selected) {
   const list = el("ul", { class: "rooms" });
   const idInput = el("input", { placeholder: t("ctl.roomId"), id: "new-room-id" });
   const titleInput = el("input", { placeholder: t("ctl.roomTitle"), id: "new-room-title" });
   const create = el("button", { type: "submit" }, t("ctl.create"));
   const form = el("form", { class: "inline" }, idInput, titleInput, create);
-  const refresh = () => visibleRooms(claims).then((rooms) => {
+  const refresh = () => api("GET", "/v1/rooms").then((rooms) => {
     list.replaceChildren(...rooms.map((room) => {
       const path = roomPath(room.id);
       return el("li", { class: room.id === selected ? "selected" : "" },
@@ -146,7 +145,7 @@ async function roomPanels(room) {
 
 export function renderController(main, ctx) {
   const claims = ctx.session.claims;
-  const grid = el("div", { class: "controller" }, roomsPanel(claims, ctx.room));
+  const grid = el("div", { class: "controller" }, roomsPanel(ctx.room));
   if (atLeast(claims, "admin")) grid.append(tokensPanel(ctx.room));
   main.replaceChildren(grid);
   if (ctx.room) roomPanels(ctx.room).then((panels) => grid.append(...panels)).catch(showError);

@@ -1,5 +1,5 @@
 // Sign-in (paste a token or follow a link carrying one), what the role may do, the rooms.
-import { api, roomPath } from "../api.js";
+import { api } from "../api.js";
 import { decodeClaims, permissions, session, storeToken } from "../auth.js";
 import { t } from "../i18n.js";
 import { clock, el, showError } from "../ui.js";
@@ -48,20 +48,6 @@ function roomLinks(room) {
     el("a", { href: `#/report/${id}` }, t("nav.report")));
 }
 
-// GET /v1/rooms lists the rooms a token may see; a token naming its rooms can always
-// fetch those one by one.
-export async function visibleRooms(claims) {
-  try {
-    const listed = await api("GET", "/v1/rooms");
-    return Array.isArray(listed) ? listed : listed.items;
-  } catch (error) {
-    if (error.error !== "not_found" && error.error !== "method_not_allowed") throw error;
-  }
-  const named = claims.rooms.filter((r) => r !== "*");
-  const found = await Promise.allSettled(named.map((r) => api("GET", roomPath(r))));
-  return found.filter((r) => r.status === "fulfilled").map((r) => r.value);
-}
-
 export function renderHome(main) {
   const current = session();
   if (!current) {
@@ -81,7 +67,7 @@ export function renderHome(main) {
   main.replaceChildren(el("div", { class: "home" }, claimsCard(current.claims),
     el("section", { class: "panel" }, el("h2", {}, t("rooms.title")), list, open)));
   if (current.claims.role === "ingest") return;
-  visibleRooms(current.claims)
+  api("GET", "/v1/rooms")
     .then((rooms) => {
       list.replaceChildren(...(rooms.length ? rooms.map(roomLinks)
         : [el("li", {}, t("rooms.none"))]));
