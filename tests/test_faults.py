@@ -426,8 +426,9 @@ async def claim_while(admin: httpx.AsyncClient, room: str, coupon: str, until: f
 async def test_1000_consoles_reconnect_at_once(stack: Stack, crashable: CrashableRedis) -> None:
     consoles = 1000
     with private_stack(stack, crashable.url) as (own, gateways):
+        # The room's REST calls queue behind 1,000 handshakes and snapshots on one gateway.
         async with httpx.AsyncClient(
-            base_url=gateways[0], headers=own.headers(Role.ADMIN), timeout=10
+            base_url=gateways[0], headers=own.headers(Role.ADMIN), timeout=60
         ) as admin:
             room = await create_room(admin)
             url = (
