@@ -256,6 +256,11 @@ async def test_hot_questions_reach_the_host_grouped(stack: Stack, room: str) -> 
     assert {"size", "shipping"} <= {item["intent"] for item in items}
     assert "这个多少钱" in items[0]["samples"]
     await console.socket.close()
+    # A host view that opens now sees them at once, in its snapshot.
+    late = await open_console(stack, room)
+    snapshot = (await late.next_of("snapshot"))["data"]
+    assert snapshot["questions"] == message["data"]
+    await late.socket.close()
 
 
 async def test_a_redelivered_batch_changes_no_figure(redis: Redis) -> None:

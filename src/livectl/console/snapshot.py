@@ -8,6 +8,7 @@ from livectl.coupons.service import CouponService
 from livectl.giveaways.service import GiveawayService
 from livectl.kit.clock import now_ms
 from livectl.opinion.service import AlertService
+from livectl.opinion.windows import Windows
 from livectl.ranking.service import RankingService
 from livectl.resources import Resources
 from livectl.rooms.service import RoomCache
@@ -30,6 +31,9 @@ async def console_snapshot(resources: Resources, room: str) -> dict[str, Any]:
         "alerts": [
             a.model_dump() for a in await AlertService(resources).alerts(room, "active", 50)
         ],
+        # The `questions` message's data as it stands, so a host view that opens mid-live
+        # shows them at once rather than at the next change.
+        "questions": await Windows(resources.redis).questions_message(room, now),
     }
 
 

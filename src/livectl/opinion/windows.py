@@ -150,6 +150,11 @@ class Windows:
             lambda intent: keys.question_samples(minute, intent),
         )
 
+    async def questions_message(self, room: str, now_ms: int) -> dict[str, Any]:
+        """The `questions` message's data: the hot questions now, for the host."""
+        items = question_items(await self.hot_questions(room, now_ms))
+        return {"items": items, "window_s": QUESTION_MINUTES * 60}
+
     async def live_questions(self, room: str) -> list[tuple[str, int, list[str]]]:
         """(intent, times asked, samples) over the whole live, most asked first."""
         keys = RoomKeys(room)

@@ -15,7 +15,7 @@ from livectl.opinion import bursts
 from livectl.opinion.analysis import analyse
 from livectl.opinion.bursts import ANY_CATEGORY, NEGATIVE, judge, title_of
 from livectl.opinion.service import AlertService, WatchlistService
-from livectl.opinion.windows import QUESTION_MINUTES, Observed, Windows, question_items
+from livectl.opinion.windows import Observed, Windows
 from livectl.resources import Resources
 
 GROUP = "opinion"
@@ -101,7 +101,8 @@ class OpinionTick:
             )
 
     async def _publish_hot_questions(self, room: str, now_ms: int) -> None:
-        items = question_items(await self._windows.hot_questions(room, now_ms))
+        message = await self._windows.questions_message(room, now_ms)
+        items = message["items"]
         counts = codec.dumps([(item["intent"], item["count"]) for item in items])
         # Published when the counts change, not every second; a room nobody asked anything
         # in gets no message at all.
@@ -111,7 +112,7 @@ class OpinionTick:
         if previous != counts and (items or previous is not None):
             await self._resources.publisher.publish(
                 room,
-                [Message("questions", {"items": items, "window_s": QUESTION_MINUTES * 60})],
+                [Message("questions", message)],
             )
 
 

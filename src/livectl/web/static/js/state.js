@@ -24,6 +24,7 @@ export class RoomState {
         this.stats = data.stats;
         this.coupons = new Map(data.coupons.map((c) => [c.id, c]));
         this.alerts = new Map(data.alerts.map((a) => [a.id, a]));
+        this.questions = data.questions?.items ?? [];
         return "all";
       case "ranking": {
         const byId = new Map(this.products.map((p) => [p.id, p]));
