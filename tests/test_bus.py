@@ -59,8 +59,8 @@ async def test_old_messages_are_trimmed_down_to_the_minimum(redis: Redis) -> Non
     for _ in range(10):
         await bus.publish(room, [Message("chat", {})] * 30)
     await asyncio.sleep(1.1)  # the clock has one-second steps
-    for _ in range(10):
-        await bus.publish(room, [Message("chat", {})] * 30)
+    # One call, so all 300 carry the same second however busy the machine is.
+    await bus.publish(room, [Message("chat", {})] * 300)
     kept = await kept_seqs(redis, room)
     assert kept == list(range(kept[0], 601))  # contiguous up to the latest
     assert len(kept) >= 300  # this second's messages and at least the minimum stay
