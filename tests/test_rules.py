@@ -21,11 +21,13 @@ from livectl.resources import Resources
 from livectl.rules.replay import Replayer
 from livectl.rules.rules import Firing
 from livectl.rules.service import FiringService, RuleService
-from livectl.rules.worker import RulesWorker, room_clock
+from livectl.rules.worker import GROUP as RULES
+from livectl.rules.worker import RulesTick, RulesWorker, room_clock
 from tests.conftest import Stack, chat, create_room, open_console, sql_value, unique, wait_for
 from tests.test_bursts import ORDINARY_NEGATIVE
 from tests.test_coupons import DROP
 from tests.test_opinion import send
+from tests.test_stats import group_caught_up
 
 ANNOUNCE = [{"kind": "announce", "text": "link is up"}]
 GIVEAWAY = {"title": "福袋", "prize": "口红", "winners": 1, "entry": "comment", "duration_s": 60}
@@ -258,7 +260,7 @@ def found_id(found: list[dict[str, Any]]) -> str:
 
 
 async def test_a_replay_reproduces_the_firings_of_the_live(
-    stack: Stack, admin: httpx.AsyncClient, resources: Resources, tmp_path: Path
+    stack: Stack, admin: httpx.AsyncClient, resources: Resources, redis: Redis, tmp_path: Path
 ) -> None:
     room = await create_room(admin)
     rules = {
@@ -280,13 +282,18 @@ async def test_a_replay_reproduces_the_firings_of_the_live(
     await asyncio.sleep(3.0)  # the clock's grace, so the live's last steps are taken
     assert (await admin.post(f"/v1/rooms/{room}/end")).status_code == 200
 
-    async def archived() -> bool:
+    async def settled() -> bool:
+        """Every event archived, seen by the rules, and each firing they claimed carried out."""
         count = await sql_value(
             stack.database_url, "SELECT count(*) FROM events WHERE room_id = :room", room=room
         )
-        return bool(count == 26)
+        return (
+            count == 26
+            and await group_caught_up(redis, room, RULES)
+            and not await redis.hlen(RoomKeys(room).rules_pending)
+        )
 
-    await wait_for(archived)
+    await wait_for(settled)
     live = sorted(await firings(admin, room), key=lambda f: (f["at"], f["rule_id"]))
     kinds = {f["rule_id"] for f in live}
     assert kinds == {"link", "every-5s", "likes", "busy"}, live
@@ -297,7 +304,7 @@ async def test_a_replay_reproduces_the_firings_of_the_live(
         replayer.replay(recording, await replayer.rules_of(room, None), speed=4), 30
     )
     assert scratch != room
-    assert [f["rule_id"] for f in live] == [f.rule_id for f in replayed]
+    assert [f["rule_id"] for f in live] == [f.rule_id for f in replayed], (live, replayed)
     for recorded, again in zip(live, replayed, strict=True):
         assert again.dry_run
         assert abs(recorded["offset_ms"] - (again.offset_ms or 0)) <= 250, (recorded, again)
@@ -307,7 +314,7 @@ async def test_a_replay_reproduces_the_firings_of_the_live(
     assert printed.returncode == 0, printed.stderr
     lines = printed.stdout.decode().splitlines()
     assert f"{len(live)} firings" in lines[1], (printed.stdout.decode(), live)
-    assert [line.split()[2] for line in lines[2:]] == [f["rule_id"] for f in live]
+    assert [line.split()[2] for line in lines[2:]] == [f["rule_id"] for f in live], (lines, live)
     bad = tmp_path / "rules.json"
     bad.write_text('{"rules": [{"id": "x", "trigger": {"kind": "likes"}, "actions": []}]}')
     refused = await replay_command(stack, room, "--rules", str(bad))
@@ -316,6 +323,23 @@ async def test_a_replay_reproduces_the_firings_of_the_live(
     missing = await replay_command(stack, unique("nope"), "--speed", "8")
     assert missing.returncode == 1
     assert b"room_not_found" in missing.stderr
+
+
+async def test_a_tick_of_an_ended_live_takes_no_more_steps(
+    admin: httpx.AsyncClient, resources: Resources, redis: Redis
+) -> None:
+    # A tick of the worker may be under way when the live ends (its time taken before the
+    # end, its rules handler run after): the live's clock and firings must stay as they were
+    # at the end, or a replay read then reproduces a live that later grew a firing.
+    room = await create_room(admin)
+    every_5s = {"rules": [rule("every-5s", {"kind": "schedule", "every_s": 5})]}
+    assert (await admin.put(f"/v1/rooms/{room}/rules", json=every_5s)).status_code == 200
+    assert (await admin.post(f"/v1/rooms/{room}/end")).status_code == 200
+    clock = RoomKeys(room).rules_clock
+    stepped, before = await redis.hget(clock, "until"), await firings(admin, room)
+    await RulesTick(resources).tick(room, now_ms() + 10_000)
+    assert await redis.hget(clock, "until") == stepped
+    assert await firings(admin, room) == before
 
 
 async def replay_command(stack: Stack, *args: str) -> subprocess.CompletedProcess[bytes]:

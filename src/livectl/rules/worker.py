@@ -237,7 +237,8 @@ class RulesTick:
         in_force = await self._rules.in_force(room)
         horizon = clock.event_time(now_ms - GRACE_MS)
         if not in_force.rules.rules:
-            await self._resources.redis.hset(RoomKeys(room).rules_clock, "until", horizon)
+            if await self._live(room):
+                await self._resources.redis.hset(RoomKeys(room).rules_clock, "until", horizon)
             return
         after = clock.until_ms
         if after is None:
@@ -253,10 +254,20 @@ class RulesTick:
         firings += evaluate(
             in_force.rules, clock.started_ms, await self._shop(room, in_force, steps[-1], figures)
         )
+        # Checked last, just before anything is written: a tick whose time was taken before the
+        # live ended may run after the end (behind the other rooms' ticks).
+        if not await self._live(room):
+            return
         if firings:
             await self._firings.claim(room, in_force, firings, clock.started_ms)
         await self._resources.redis.hset(RoomKeys(room).rules_clock, "until", steps[-1])
         await self._prune(room, comments, bucket_of(steps[-1], clock.started_ms))
+
+    async def _live(self, room: str) -> bool:
+        """Whether the room is still live: its clock stops where it was when the live ended, so
+        the live's firings are settled then, and a replay stepping to there reproduces them."""
+        state = await RoomCache(self._resources).state_or_none(room)
+        return state is not None and state.room.status == "live"
 
     async def _windows(self, room: str) -> tuple[Figures, dict[int, int], dict[int, int]]:
         keys = RoomKeys(room)
