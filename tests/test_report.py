@@ -11,6 +11,7 @@ from livectl.auth.tokens import Role
 from livectl.opinion.service import AlertService
 from livectl.resources import Resources
 from tests.conftest import PRODUCTS, Stack, chat, create_room, unique, wait_for
+from tests.test_coupons import DROP
 
 
 def order(user: str, order_id: str, amount: int, **extra: Any) -> dict[str, Any]:
@@ -28,17 +29,7 @@ async def test_report_traces_the_live(
     room = await create_room(admin)
     events = f"/v1/rooms/{room}/events"
     coupon = await admin.post(
-        f"/v1/rooms/{room}/coupons",
-        json={
-            "title": "直播间专享",
-            "kind": "amount_off",
-            "value": 1000,
-            "min_spend": 0,
-            "quantity": 10,
-            "per_user": 1,
-            "duration_s": 60,
-            "audience": "all",
-        },
+        f"/v1/rooms/{room}/coupons", json=DROP | {"min_spend": 0, "quantity": 10}
     )
     assert coupon.status_code == 201, coupon.text
     claim = await admin.post(
