@@ -21,11 +21,9 @@ import asyncio
 import logging
 import os
 import secrets
-import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -293,16 +291,11 @@ def main(argv: list[str]) -> int:
     load_before = os.getloadavg()
     run_id = secrets.token_hex(3)
     with (
-        tempfile.TemporaryDirectory(prefix="livectl-claims-") as work_name,
         backing_services(
-            Path(work_name),
-            redis_url=args.redis_url,
-            database_url=args.database_url,
-            run_id=run_id,
-        ) as urls,
+            "claims", redis_url=args.redis_url, database_url=args.database_url, run_id=run_id
+        ) as (work_dir, urls),
         ProcessPoolExecutor(args.clients) as pool,
     ):
-        work_dir = Path(work_name)
         secret = secrets.token_urlsafe(48)
         env = livectl_env(urls, secret, work_dir, free_port())
         worker = Child("claims-worker", ["worker"], env, work_dir)

@@ -6,7 +6,6 @@ import argparse
 import logging
 import secrets
 import sys
-import tempfile
 import time
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -104,12 +103,10 @@ def main(argv: list[str] | None = None) -> int:
     memory: list[MemoryFigure] = []
     latency: LatencyFigure | None = None
     with (
-        tempfile.TemporaryDirectory(prefix="livectl-loadtest-") as work_name,
         backing_services(
-            Path(work_name), redis_url=args.redis_url, database_url=args.database_url, run_id=run_id
-        ) as urls,
+            "loadtest", redis_url=args.redis_url, database_url=args.database_url, run_id=run_id
+        ) as (work_dir, urls),
     ):
-        work_dir = Path(work_name)
         redis = redis_client(urls.redis_url)
         server = redis.info("server")
         redis_local = urlsplit(urls.redis_url).hostname in ("127.0.0.1", "localhost")

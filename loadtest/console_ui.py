@@ -22,7 +22,6 @@ import logging
 import os
 import secrets
 import statistics
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -219,15 +218,14 @@ def main(argv: list[str]) -> int:
     conditions = report.machine()
     run_id = secrets.token_hex(3)
     with (
-        tempfile.TemporaryDirectory(prefix="livectl-consoleui-") as work_name,
         backing_services(
-            Path(work_name), redis_url=args.redis_url, database_url=args.database_url, run_id=run_id
-        ) as urls,
+            "consoleui", redis_url=args.redis_url, database_url=args.database_url, run_id=run_id
+        ) as (work_dir, urls),
     ):
         log_dir = args.output.parent / "logs"
         log_dir.mkdir(parents=True, exist_ok=True)
         secret = secrets.token_urlsafe(48)
-        env = livectl_env(urls, secret, Path(work_name), free_port())
+        env = livectl_env(urls, secret, work_dir, free_port())
         with gateway(env, 1, log_dir) as running:
             worker = Child("console-ui-worker", ["worker"], env, log_dir)
             try:

@@ -27,7 +27,6 @@ import logging
 import os
 import resource
 import secrets
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -364,12 +363,11 @@ def main(argv: Sequence[str]) -> int:
     log_dir = args.output.parent / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     with (
-        tempfile.TemporaryDirectory(prefix="livectl-fanout-") as work_name,
         backing_services(
-            Path(work_name), redis_url=args.redis_url, database_url=args.database_url, run_id=run_id
-        ) as urls,
+            "fanout", redis_url=args.redis_url, database_url=args.database_url, run_id=run_id
+        ) as (work_dir, urls),
     ):
-        env = livectl_env(urls, secrets.token_urlsafe(48), Path(work_name), free_port())
+        env = livectl_env(urls, secrets.token_urlsafe(48), work_dir, free_port())
         env["LIVECTL_CONSOLE_QUEUE_FRAMES"] = str(_QUEUE_FRAMES)
         env["LIVECTL_CONSOLE_SEND_BUFFER_BYTES"] = str(_SEND_BUFFER)
         with gateway(env, 1, log_dir) as running, ClientPool(args.clients) as clients:

@@ -15,7 +15,6 @@ import json
 import logging
 import random
 import secrets
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -169,17 +168,16 @@ def main(argv: list[str]) -> int:
     analysis = measure_analysis(args.cpu_seconds)
     log.info("%s", analysis)
     with (
-        tempfile.TemporaryDirectory(prefix="livectl-opinion-") as work_name,
         backing_services(
-            Path(work_name),
+            "opinion",
             redis_url=args.redis_url,
             database_url=args.database_url,
             run_id=secrets.token_hex(3),
-        ) as urls,
+        ) as (work_dir, urls),
     ):
         log.info("opinion worker fed %d chat/s for %.0f s ...", args.rate, args.seconds)
         worker = measure_worker(
-            urls.redis_url, urls.database_url, args.rate, args.seconds, Path(work_name)
+            urls.redis_url, urls.database_url, args.rate, args.seconds, work_dir
         )
     log.info("%s", worker)
     results = {"conditions": conditions, "analysis": analysis, "worker": worker}

@@ -15,6 +15,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -53,26 +54,29 @@ def log_progress() -> None:
 
 @contextmanager
 def backing_services(
-    work_dir: Path, *, redis_url: str | None, database_url: str | None, run_id: str
-) -> Iterator[ServiceUrls]:
-    """Embedded servers for what is not given; a migrated scratch database either way."""
+    name: str, *, redis_url: str | None, database_url: str | None, run_id: str
+) -> Iterator[tuple[Path, ServiceUrls]]:
+    """A scratch directory for the run, embedded servers in it for what is not given, and a
+    migrated scratch database either way."""
     scratch = f"livectl_loadtest_{run_id}"
     server_url: str | None = None
     if database_url is not None:
         server_url = _asyncpg(database_url)
         _autocommit(server_url, f'CREATE DATABASE "{scratch}"')
         database_url = make_url(server_url).set(database=scratch).render_as_string(False)
-    services = EmbeddedServices(
-        work_dir, redis_url=redis_url, database_url=database_url, persistent=False
-    )
-    try:
-        urls = services.start()
-        upgrade(urls.database_url)
-        yield urls
-    finally:
-        services.stop()
-        if server_url is not None:
-            _autocommit(server_url, f'DROP DATABASE IF EXISTS "{scratch}" WITH (FORCE)')
+    with tempfile.TemporaryDirectory(prefix=f"livectl-{name}-") as work_name:
+        work_dir = Path(work_name)
+        services = EmbeddedServices(
+            work_dir, redis_url=redis_url, database_url=database_url, persistent=False
+        )
+        try:
+            urls = services.start()
+            upgrade(urls.database_url)
+            yield work_dir, urls
+        finally:
+            services.stop()
+            if server_url is not None:
+                _autocommit(server_url, f'DROP DATABASE IF EXISTS "{scratch}" WITH (FORCE)')
 
 
 def _asyncpg(url: str) -> str:

@@ -16,7 +16,6 @@ import functools
 import json
 import logging
 import secrets
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -122,12 +121,10 @@ def main(argv: list[str]) -> int:
     conditions = report.machine()
     run_id = secrets.token_hex(3)
     with (
-        tempfile.TemporaryDirectory(prefix="livectl-statslag-") as work_name,
         backing_services(
-            Path(work_name), redis_url=args.redis_url, database_url=args.database_url, run_id=run_id
-        ) as urls,
+            "statslag", redis_url=args.redis_url, database_url=args.database_url, run_id=run_id
+        ) as (work_dir, urls),
     ):
-        work_dir = Path(work_name)
         log_dir = args.output.parent / "logs"
         log_dir.mkdir(parents=True, exist_ok=True)
         redis = redis_client(urls.redis_url)
