@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -43,6 +42,7 @@ from tests.conftest import (
     wait_for,
     wait_ready,
 )
+from tests.flaky_proxy import FlakyProxy
 from tests.test_coupons import DROP
 
 # Consoles must be able to resume across the outage: the suite's short history would give them
@@ -287,66 +287,9 @@ async def test_redis_restarted_under_load(stack: Stack, crashable: CrashableRedi
     assert figures["ingest_refused_s"] > 0, "the restart did not reach the gateway"
 
 
-class StallingProxy:
-    """A TCP proxy in front of Redis that can stop passing bytes (without closing anything).
-
-    It runs its own event loop in a thread: the test's loop blocks while it starts processes.
-    """
-
-    def __init__(self, target_port: int) -> None:
-        self.target_port = target_port
-        self.flowing = threading.Event()
-        self.flowing.set()
-        self.port = 0
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-        self._server: asyncio.Server | None = None
-        self._writers: list[asyncio.StreamWriter] = []
-
-    def __enter__(self) -> StallingProxy:
-        self._thread.start()
-        self._server = asyncio.run_coroutine_threadsafe(
-            asyncio.start_server(self._serve, "127.0.0.1", 0), self._loop
-        ).result(10)
-        self.port = self._server.sockets[0].getsockname()[1]
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        asyncio.run_coroutine_threadsafe(self._close(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
-        self._loop.close()
-
-    async def _close(self) -> None:
-        for writer in self._writers:
-            writer.close()
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self._writers.append(writer)
-        try:
-            upstream = await asyncio.open_connection("127.0.0.1", self.target_port)
-        except OSError:
-            writer.close()
-            return
-        self._writers.append(upstream[1])
-        await asyncio.gather(self._pipe(reader, upstream[1]), self._pipe(upstream[0], writer))
-
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        with contextlib.suppress(OSError):
-            while chunk := await reader.read(65536):
-                while not self.flowing.is_set():  # noqa: ASYNC110 - set from the test's thread
-                    await asyncio.sleep(0.01)
-                writer.write(chunk)
-                await writer.drain()
-        writer.close()
-
-
 async def test_network_to_redis_stalled(stack: Stack, crashable: CrashableRedis) -> None:
     with (
-        StallingProxy(crashable.port) as proxy,
+        FlakyProxy(crashable.port) as proxy,
         private_stack(stack, f"redis://127.0.0.1:{proxy.port}/0") as (own, gateways),
     ):
         async with under_load(own, gateways) as run:

@@ -5,7 +5,6 @@ cut connection. Each view's screenshot is written to docs/screenshots/ for the R
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import re
 from collections.abc import AsyncIterator
@@ -25,7 +24,8 @@ from playwright.async_api import (
 
 from livectl.auth.tokens import Role
 from loadtest.browser import CHROMIUM, launch_chromium
-from tests.conftest import Stack, chat, free_port, open_console, wait_for
+from tests.conftest import Stack, chat, open_console, wait_for
+from tests.flaky_proxy import FlakyProxy
 from tests.test_bursts import COMPLAINTS
 from tests.test_console import seq_at_least
 from tests.test_opinion import send
@@ -338,58 +338,11 @@ async def test_a_critical_alert_reaches_both_views_and_is_acknowledged(
     assert acked["acked_by"] == "test-assistant"
 
 
-class CuttableProxy:
-    """A TCP relay in front of the gateway that can cut every connection and refuse new ones,
-    as a flaky network does."""
-
-    def __init__(self, target_port: int) -> None:
-        self.target_port = target_port
-        self.port = free_port()
-        self.refusing = False
-        self._pipes: set[asyncio.StreamWriter] = set()
-        self._server: asyncio.Server | None = None
-
-    async def __aenter__(self) -> CuttableProxy:
-        self._server = await asyncio.start_server(self._accept, "127.0.0.1", self.port)
-        return self
-
-    async def __aexit__(self, *_: object) -> None:
-        self.cut()
-        assert self._server is not None
-        self._server.close()
-        await self._server.wait_closed()
-
-    def cut(self) -> None:
-        for writer in self._pipes:
-            writer.transport.abort()
-        self._pipes.clear()
-
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if self.refusing:
-            writer.transport.abort()
-            return
-        upstream_reader, upstream_writer = await asyncio.open_connection(
-            "127.0.0.1", self.target_port
-        )
-        self._pipes |= {writer, upstream_writer}
-        await asyncio.gather(
-            self._pump(reader, upstream_writer), self._pump(upstream_reader, writer)
-        )
-
-    async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        with contextlib.suppress(ConnectionError, OSError):
-            while data := await reader.read(65536):
-                writer.write(data)
-                await writer.drain()
-        writer.transport.abort()
-        self._pipes.discard(writer)
-
-
 async def test_a_cut_connection_resumes_without_losing_or_repeating_a_message(
     context: BrowserContext, stack: Stack, room: str
 ) -> None:
     port = int(stack.base_url.rsplit(":", 1)[1])
-    async with CuttableProxy(port) as proxy:
+    with FlakyProxy(port) as proxy:
         base = f"http://127.0.0.1:{proxy.port}"
         page = await signed_in(
             context, base, stack.token(Role.ASSISTANT, [room]), f"console/{room}"
@@ -417,7 +370,7 @@ async def test_a_gap_past_the_history_redraws_from_a_fresh_snapshot(
     context: BrowserContext, stack: Stack, room: str, admin: httpx.AsyncClient
 ) -> None:
     port = int(stack.base_url.rsplit(":", 1)[1])
-    async with CuttableProxy(port) as proxy:
+    with FlakyProxy(port) as proxy:
         base = f"http://127.0.0.1:{proxy.port}"
         page = await signed_in(
             context, base, stack.token(Role.ASSISTANT, [room]), f"console/{room}"
