@@ -12,7 +12,7 @@ from livectl.ingest.appender import Appender
 from livectl.ingest.schemas import IngestResult
 from livectl.ingest.validation import ParsedBatch, parse_batch
 from livectl.kit.clock import now_ms
-from livectl.kit.futures import then
+from livectl.kit.futures import SingleFlight, then
 from livectl.resources import Resources
 from livectl.rooms.rules import RoomEnded
 from livectl.rooms.service import RoomCache
@@ -33,6 +33,7 @@ class IngestService:
         self._rooms = RoomCache(resources)
         # room -> (when it was looked at, monotonic; when its live ended, if it has)
         self._looked_at: dict[str, tuple[float, int | None]] = {}
+        self._lookups: SingleFlight[str, tuple[float, int | None]] = SingleFlight()
         self.appender = Appender(resources.redis, resources.settings)
 
     async def ingest(self, room: str, raw: bytes | str, admit: Admit) -> IngestResult:
@@ -60,11 +61,15 @@ class IngestService:
         """RoomNotFound for rooms never created; RoomEnded past the grace after the end."""
         looked = self._looked_at.get(room)
         if looked is None or (looked[1] is None and time.monotonic() - looked[0] > _RECHECK_S):
-            state = await self._rooms.state(room)
-            looked = self._looked_at[room] = (time.monotonic(), state.room.ended_at)
+            looked = await self._lookups.run(room, lambda: self._look_at(room))
         ended_at = looked[1]
         if ended_at is not None and now_ms() >= ended_at + self._settings.ended_room_grace_ms:
             raise RoomEnded("this live ended; its room takes no more events")
+
+    async def _look_at(self, room: str) -> tuple[float, int | None]:
+        state = await self._rooms.state(room)
+        looked = self._looked_at[room] = (time.monotonic(), state.room.ended_at)
+        return looked
 
 
 def _unavailable() -> ServiceUnavailable:
