@@ -195,8 +195,6 @@ class IngestFigure:
     error_count: int
     errors: list[str]
     cpu_cores: dict[str, float]
-    # Gateway CPU time per accepted event: unlike the rate, barely moved by other load on the
-    # machine, so it is the figure to compare across runs and code changes.
     gateway_us_per_event: float
 
 
@@ -205,43 +203,13 @@ def measure_ingest(bench: Bench, gateway: Gateway, api: Api, kind: IngestKind) -
     room = bench.room(f"{kind.key}-{processes}p")
     api.live_room(room)
     token = api.token(Role.INGEST, room)
-    window = bench.profile.window
-    if kind.events_per_answer > 1:
-        # Different viewers in every payload, like several bridges' batches.
-        payloads = tuple(
-            chat_batch(kind.events_per_answer, offset=i * kind.events_per_answer)
-            for i in range(min(kind.connections_per_process, 4))
-        )
-    else:
-        payloads = tuple(orjson.dumps(chat_event(i)) for i in range(50))
     path = f"/v1/rooms/{room}/events" if kind.rest else f"/v1/rooms/{room}/ingest?token={token}"
-    spec = load.IngestLoad(
-        gateway.host,
-        gateway.port,
-        path,
-        token,
-        kind.rest,
-        payloads,
-        kind.events_per_answer,
-        kind.connections_per_process,
-        kind.in_flight,
-        window,
-    )
-    jobs: list[Job] = [(load.ingest_load, spec)] * LOAD_PROCESSES
     log.info("ingest %s, gateway with %d processes ...", kind.label, processes)
-    launch = bench.clients.launch(jobs, ready_timeout_s=_READY_TIMEOUT_S)
-    go = launch.go()
-    start, end = window.bounds(go)
-    watch = CpuWatch(_groups(bench, gateway))
-    _sleep_until(start)
-    watch.begin()
-    _sleep_until(end)
-    watch.stop()
-    cpu = watch.cpu
-    results: list[LoadResult] = launch.results(window.warmup_s + _RESULTS_MARGIN_S)
+    results, cpu = _run_ingest_load(bench, gateway, path, token, kind)
     stream = RoomKeys(room).events
     entries, events = count_stream_events(bench.redis, stream)
     bench.redis.delete(stream)  # a later worker must not archive millions of bench events
+    window = bench.profile.window
     accepted = sum(r.accepted_in_window for r in results)
     figure = IngestFigure(
         kind=kind.key,
@@ -257,10 +225,80 @@ def measure_ingest(bench: Bench, gateway: Gateway, api: Api, kind: IngestKind) -
         error_count=sum(r.error_count for r in results),
         errors=[e for r in results for e in r.errors][:5],
         cpu_cores=cpu,
-        gateway_us_per_event=round(cpu["gateway"] / max(accepted / window.duration_s, 1) * 1e6, 1),
+        gateway_us_per_event=_us_per(cpu["gateway"], accepted / window.duration_s),
     )
     log.info("  %s events/s; cpu %s", f"{figure.events_per_s:,}", cpu)
     return figure
+
+
+@dataclass
+class FloorFigure:
+    """The WebSocket server's floor (``loadtest.floor_app``) under the one-event-frame load."""
+
+    server_processes: int
+    frames_per_s: float
+    server_us_per_frame: float
+    error_count: int
+    cpu_cores: dict[str, float]
+
+
+def measure_server_floor(bench: Bench, server: Gateway) -> FloorFigure:
+    kind = next(kind for kind in INGEST_KINDS if kind.events_per_answer == 1)
+    log.info("WebSocket server floor: %s, %d processes ...", kind.label, server.processes)
+    results, cpu = _run_ingest_load(bench, server, "/floor", "-", kind)
+    frames_per_s = sum(r.answers_in_window for r in results) / bench.profile.window.duration_s
+    figure = FloorFigure(
+        server_processes=server.processes,
+        frames_per_s=round(frames_per_s),
+        server_us_per_frame=_us_per(cpu["gateway"], frames_per_s),
+        error_count=sum(r.error_count for r in results),
+        cpu_cores=cpu,
+    )
+    log.info("  %s frames/s; cpu %s", f"{figure.frames_per_s:,}", cpu)
+    return figure
+
+
+def _run_ingest_load(
+    bench: Bench, gateway: Gateway, path: str, token: str, kind: IngestKind
+) -> tuple[list[LoadResult], dict[str, float]]:
+    window = bench.profile.window
+    if kind.events_per_answer > 1:
+        # Different viewers in every payload, like several bridges' batches.
+        payloads = tuple(
+            chat_batch(kind.events_per_answer, offset=i * kind.events_per_answer)
+            for i in range(min(kind.connections_per_process, 4))
+        )
+    else:
+        payloads = tuple(orjson.dumps(chat_event(i)) for i in range(50))
+    spec = load.IngestLoad(
+        gateway.host,
+        gateway.port,
+        path,
+        token,
+        kind.rest,
+        payloads,
+        kind.events_per_answer,
+        kind.connections_per_process,
+        kind.in_flight,
+        window,
+    )
+    jobs: list[Job] = [(load.ingest_load, spec)] * LOAD_PROCESSES
+    launch = bench.clients.launch(jobs, ready_timeout_s=_READY_TIMEOUT_S)
+    go = launch.go()
+    start, end = window.bounds(go)
+    watch = CpuWatch(_groups(bench, gateway))
+    _sleep_until(start)
+    watch.begin()
+    _sleep_until(end)
+    watch.stop()
+    results: list[LoadResult] = launch.results(window.warmup_s + _RESULTS_MARGIN_S)
+    return results, watch.cpu
+
+
+def _us_per(cores: float, per_s: float) -> float:
+    # CPU time per unit: unlike the rate, barely moved by other load on the machine, so it is
+    # the figure to compare across runs and code changes.
+    return round(cores / max(per_s, 1) * 1e6, 1)
 
 
 def count_stream_events(redis: Redis, stream: str) -> tuple[int, int]:

@@ -11,12 +11,21 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from loadtest import bench, ceiling, claims, console_ui, fanout, opinion, report, stats_lag
-from loadtest.bench import INGEST_KINDS, Bench, IngestFigure, LatencyFigure, MemoryFigure, Profile
+from loadtest.bench import (
+    INGEST_KINDS,
+    Bench,
+    FloorFigure,
+    IngestFigure,
+    LatencyFigure,
+    MemoryFigure,
+    Profile,
+)
 from loadtest.load import Window
 from loadtest.pool import ClientPool
 from loadtest.stack import (
     Api,
     backing_services,
+    floor_server,
     free_port,
     gateway,
     livectl_env,
@@ -101,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     log_dir.mkdir(parents=True, exist_ok=True)
     ingest: list[IngestFigure] = []
     memory: list[MemoryFigure] = []
+    floors: list[FloorFigure] = []
     latency: LatencyFigure | None = None
     with (
         backing_services(
@@ -150,6 +160,9 @@ def main(argv: list[str] | None = None) -> int:
                                 latency = bench.measure_latency(context, running, api, env)
                         finally:
                             api.close()
+                    env = livectl_env(urls, secret, work_dir, free_port())
+                    with floor_server(env, processes, log_dir) as floor:
+                        floors.append(bench.measure_server_floor(context, floor))
             finally:
                 context.forget_rooms()
         redis.close()
@@ -158,6 +171,7 @@ def main(argv: list[str] | None = None) -> int:
         profile=profile,
         ceiling=limit,
         ingest=ingest,
+        floors=floors,
         latency=latency,
         memory=memory,
         wall_s=round(time.monotonic() - started, 1),

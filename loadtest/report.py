@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from loadtest.bench import IngestFigure, LatencyFigure, MemoryFigure, Profile
+from loadtest.bench import FloorFigure, IngestFigure, LatencyFigure, MemoryFigure, Profile
 from loadtest.ceiling import Ceiling
 
 # DESIGN.md, "What good looks like", and the issue that asked for this bench.
@@ -29,6 +29,7 @@ class Results:
     profile: Profile
     ceiling: Ceiling
     ingest: list[IngestFigure]
+    floors: list[FloorFigure]
     latency: LatencyFigure | None
     memory: list[MemoryFigure]
     wall_s: float
@@ -109,6 +110,9 @@ def rows(results: Results) -> list[tuple[str, str, str, str, str]]:
         measured += f", {figure.gateway_us_per_event:g} µs gateway CPU/event"
         if figure.kind == "ws_1":
             target, met = f">= {SINGLE_TARGET:,} ev/s", figure.events_per_s >= SINGLE_TARGET
+            floor = _floor(results, figure.gateway_processes)
+            if floor is not None and floor.frames_per_s:
+                measured += f"; {figure.events_per_s / floor.frames_per_s:.0%} of the server floor"
         else:
             target = f">= {BATCHED_TARGET:,} ev/s, >= {BATCHED_SHARE_TARGET:.0%}"
             met = figure.events_per_s >= BATCHED_TARGET and (
@@ -127,6 +131,18 @@ def rows(results: Results) -> list[tuple[str, str, str, str, str]]:
                 measured,
                 target,
                 _verdict(met),
+            )
+        )
+    for floor in results.floors:
+        errors = f"; {floor.error_count:,} errors" if floor.error_count else ""
+        out.append(
+            (
+                "  WS server floor: uvicorn answering 1-event frames, no work",
+                str(floor.server_processes),
+                f"{floor.frames_per_s:,.0f} frames/s, {floor.server_us_per_frame:g} µs server "
+                f"CPU/frame{errors}",
+                "-",
+                "-",
             )
         )
     latency = results.latency
@@ -191,6 +207,10 @@ CPU_COLUMNS = ("gateway", "redis", "postgres", "worker", "clients", "other", "ma
 def cpu_rows(results: Results) -> list[tuple[str, ...]]:
     """Cores used during each measurement window, per process group (see CPU_COLUMNS)."""
     measured = [(f.label, f.gateway_processes, f.cpu_cores) for f in results.ingest]
+    measured += [
+        ("WS server floor (gateway: the floor server)", f.server_processes, f.cpu_cores)
+        for f in results.floors
+    ]
     if results.latency is not None:
         latency = results.latency
         measured.append(("Chat to console", latency.gateway_processes, latency.cpu_cores))
@@ -198,6 +218,10 @@ def cpu_rows(results: Results) -> list[tuple[str, ...]]:
         (label, str(processes), *(_cores(cpu.get(name)) for name in CPU_COLUMNS))
         for label, processes, cpu in measured
     ]
+
+
+def _floor(results: Results, processes: int) -> FloorFigure | None:
+    return next((f for f in results.floors if f.server_processes == processes), None)
 
 
 def _cores(cores: float | None) -> str:

@@ -175,14 +175,23 @@ def postmaster_pid(data_dir: Path) -> int | None:
 
 
 class Child:
-    """``python -m livectl ...`` with the bench's environment, its output in a log file."""
+    """``python -m livectl ...`` (or another module) with the bench's environment, its output in
+    a log file."""
 
-    def __init__(self, name: str, args: Sequence[str], env: dict[str, str], log_dir: Path) -> None:
+    def __init__(
+        self,
+        name: str,
+        args: Sequence[str],
+        env: dict[str, str],
+        log_dir: Path,
+        *,
+        module: str = "livectl",
+    ) -> None:
         self.name = name
         self.log_path = log_dir / f"{name}.log"
         self._log: IO[bytes] = self.log_path.open("wb")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "livectl", *args, "--log-level", "warning"],
+            [sys.executable, "-m", module, *args, "--log-level", "warning"],
             env=env,
             stdout=self._log,
             stderr=subprocess.STDOUT,
@@ -240,6 +249,23 @@ class Gateway:
 def gateway(env: dict[str, str], processes: int, log_dir: Path) -> Iterator[Gateway]:
     """``livectl api --processes N`` on the environment's port, once it answers."""
     child = Child(f"gateway-{processes}p", ["api", "--processes", str(processes)], env, log_dir)
+    with _serving(child, processes, env) as running:
+        yield running
+
+
+@contextmanager
+def floor_server(env: dict[str, str], processes: int, log_dir: Path) -> Iterator[Gateway]:
+    """``loadtest.floor_app`` under uvicorn configured as ``livectl api`` runs it (N processes,
+    websockets-sansio, uvloop and httptools where installed), on the environment's port."""
+    args = ["loadtest.floor_app:app", "--workers", str(processes), "--ws", "websockets-sansio"]
+    args += ["--host", env["LIVECTL_HOST"], "--port", env["LIVECTL_PORT"], "--no-access-log"]
+    child = Child(f"floor-{processes}p", args, env, log_dir, module="uvicorn")
+    with _serving(child, processes, env) as running:
+        yield running
+
+
+@contextmanager
+def _serving(child: Child, processes: int, env: dict[str, str]) -> Iterator[Gateway]:
     running = Gateway(child, processes, env["LIVECTL_HOST"], int(env["LIVECTL_PORT"]))
     try:
         _wait_ready(running)
