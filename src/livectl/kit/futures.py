@@ -33,7 +33,6 @@ def then(
     return chained
 
 
-
 class SingleFlight(Generic[K, T]):
     """Calls for a key made while one is running share its answer instead of each making
     their own: a thousand sockets finding a cached record stale in the same second make one
