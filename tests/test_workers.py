@@ -165,6 +165,75 @@ async def test_a_poison_entry_is_dead_lettered_and_the_rest_flow(stack: Stack) -
     await client.aclose()
 
 
+async def test_an_ordered_consumer_stopping_cleanly_hands_its_room_on_at_once(
+    stack: Stack,
+) -> None:
+    """A rolling restart of the console relay: the room's chat flows on within a second, in
+    order, rather than waiting out the stopped relay's follow lease (5 s)."""
+    redis_url = stack.redis_url.rsplit("/", 1)[0] + "/8"
+    settings = Settings(
+        redis_url=redis_url,
+        database_url=stack.database_url,
+        secret="s" * 48,
+        worker_block_ms=100,
+        room_scan_ms=50,
+        reclaim_every_ms=50,
+    )
+    client = Redis.from_url(redis_url)
+    room = unique("handover")
+    stream = RoomKeys(room).events
+    await client.sadd(ROOMS, room)
+    handled: list[tuple[str, str]] = []  # (consumer, chat text)
+
+    def handler_of(name: str) -> Any:
+        async def handler(_: str, entries: Any) -> None:
+            for entry in entries:
+                (event,) = codec.loads(entry.fields[b"e"])
+                handled.append((name, event["text"]))
+
+        return handler
+
+    def relay(name: str) -> StreamConsumer:
+        return StreamConsumer(
+            client, settings, group="relay", handler=handler_of(name), name=name, ordered=True
+        )
+
+    first_stop, second_stop = asyncio.Event(), asyncio.Event()
+    first = asyncio.create_task(relay("first").run(first_stop))
+    second: asyncio.Task[None] | None = None
+    try:
+        await client.xadd(stream, {"e": codec.dumps([chat("0")])})
+
+        async def first_has_it() -> bool:
+            return handled == [("first", "0")]
+
+        await wait_for(first_has_it)
+        second = asyncio.create_task(relay("second").run(second_stop))
+        await asyncio.sleep(0.3)  # the second relay finds the room leased and waits
+        first_stop.set()
+        await first
+        stopped = asyncio.get_running_loop().time()
+        for n in range(1, 6):
+            await client.xadd(stream, {"e": codec.dumps([chat(str(n))])})
+
+        async def all_relayed() -> bool:
+            return len(handled) == 6
+
+        await wait_for(all_relayed)
+        took_s = asyncio.get_running_loop().time() - stopped
+    finally:
+        first_stop.set()
+        second_stop.set()
+        await asyncio.gather(first, *([second] if second else []))
+        await client.delete(stream, RoomKeys(room).follow_lease("relay"))
+        await client.srem(ROOMS, room)
+        await client.aclose()
+    assert [text for _, text in handled] == ["0", "1", "2", "3", "4", "5"]
+    assert {name for name, _ in handled[1:]} == {"second"}
+    # Polling for the lease takes up to a second; waiting it out would take five.
+    assert took_s < 2.5
+
+
 async def test_an_ended_room_takes_events_for_its_grace_then_is_let_go(
     stack: Stack, room: str, admin: httpx.AsyncClient, redis: Redis
 ) -> None:

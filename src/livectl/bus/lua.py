@@ -54,3 +54,11 @@ if holder == false or holder == ARGV[1] then
 end
 return 0
 """
+
+# KEYS: lease. ARGV: holder. Give the lease up if it is still ours; 1 if it was.
+RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
