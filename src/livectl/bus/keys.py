@@ -36,7 +36,7 @@ class RoomKeys:
 
     @property
     def tag(self) -> str:
-        """The common prefix, for Lua that builds a room's keys itself (one slot: safe)."""
+        """The prefix of every key of the room (one hash tag: one cluster slot), to scan them."""
         return self._prefix
 
     @property
@@ -67,8 +67,16 @@ class RoomKeys:
         return f"{self._prefix}:follow:{group}"
 
     def coupon(self, drop: str) -> str:
-        """A drop's terms and figures; ``:users`` and ``:keys`` beside it (see coupons/claims)."""
+        """A drop's terms and figures (see coupons/claims)."""
         return f"{self._prefix}:coupon:{drop}"
+
+    def coupon_users(self, drop: str) -> str:
+        """A drop's claims per user."""
+        return f"{self.coupon(drop)}:users"
+
+    def coupon_keys(self, drop: str) -> str:
+        """A drop's idempotency keys and the first answer each got."""
+        return f"{self.coupon(drop)}:keys"
 
     @property
     def coupons_open(self) -> str:

@@ -4,8 +4,8 @@ Per drop: ``lc:{room}:coupon:{id}`` (terms, state, figures), ``...:users`` (clai
 and ``...:keys`` (idempotency key -> first answer). Per room: ``coupon-codes`` (code ->
 drop, claim, user, expiry), ``coupon-redeemed`` (code -> order), ``coupons:open`` (drops not
 yet announced as ended) and ``coupon-outbox``, the stream that carries every granted claim
-and redemption to the PostgreSQL ledger. A script builds the per-drop key names from the
-room's tag: they share the room's slot, so this holds on Redis Cluster too.
+and redemption to the PostgreSQL ledger. Every key a script touches is declared in its KEYS (all in
+the room's slot), as Redis Cluster requires.
 """
 
 from __future__ import annotations
@@ -24,16 +24,21 @@ from livectl.bus.scripts import queue_script
 from livectl.coupons.rules import ClaimRecord, Redemption
 from livectl.kit import codec
 
-# KEYS[1]: the room's tag. ARGV: now ms, then per claim: drop, user, idempotency key ('' for
-# none), a fresh claim id and a fresh code (made by the caller: Lua has no secure random).
+# KEYS: codes, outbox, the viewers flagged new, those flagged fans, then per drop of the batch
+# its hash, users and keys. ARGV: now ms, the number of drops, the drops (in the order of their
+# KEYS), then per claim: drop, user, idempotency key ('' for none), a fresh claim id and a
+# fresh code (made by the caller: Lua has no secure random).
 # Answers per claim 'ok\t<claim>\t<code>\t<expires>' or the refusal; appends one outbox
 # entry for all the claims it granted. A drop's terms are read once per call and what the
 # call changes is written once at its end (one HSET per hash): a batch of thousands costs a
 # few Redis commands per claim, not a dozen.
 _CLAIM = """
-local p = KEYS[1]
 local now = tonumber(ARGV[1])
+local ndrops = tonumber(ARGV[2])
 local answers, granted, codes, drops = {}, {}, {}, {}
+local audiences = {new = KEYS[3], fans = KEYS[4]}
+local first_key = {}
+for j = 1, ndrops do first_key[ARGV[2 + j]] = 5 + 3 * (j - 1) end
 
 local function hset_all(key, pairs_list)
   -- unpack() has a stack limit: write in slices.
@@ -42,24 +47,25 @@ local function hset_all(key, pairs_list)
   end
 end
 
-for i = 2, #ARGV, 5 do
+for i = 3 + ndrops, #ARGV, 5 do
   local drop, user, key = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   local claim_id, code = ARGV[i + 3], ARGV[i + 4]
   local d = drops[drop]
   if not d then
-    local hash = p .. ':coupon:' .. drop
+    local k = first_key[drop]
+    local hash = KEYS[k]
     local s = redis.call('HMGET', hash, 'state', 'quantity', 'per_user', 'ends_at', 'audience',
                          'valid_ms', 'claimed')
     local claimed = tonumber(s[7] or '0')
-    d = {hash = hash, s = s, claimed = claimed, before = claimed, held = {}, firsts = {},
-         user_writes = {}, key_writes = {}}
+    d = {hash = hash, users = KEYS[k + 1], keys = KEYS[k + 2], s = s, claimed = claimed,
+         before = claimed, held = {}, firsts = {}, user_writes = {}, key_writes = {}}
     drops[drop] = d
   end
   local first = false
   if key ~= '' then
     first = d.firsts[key]
     if first == nil then
-      first = redis.call('HGET', d.hash .. ':keys', key)
+      first = redis.call('HGET', d.keys, key)
       d.firsts[key] = first
     end
   end
@@ -79,11 +85,12 @@ for i = 2, #ARGV, 5 do
       answer = 'sold_out'
     elseif s[1] ~= 'live' or now >= tonumber(s[4]) then
       answer = 'ended'
-    elseif s[5] ~= 'all' and redis.call('SISMEMBER', p .. ':viewers:' .. s[5], user) == 0 then
+    elseif s[5] ~= 'all'
+        and not (audiences[s[5]] and redis.call('SISMEMBER', audiences[s[5]], user) == 1) then
       answer = 'not_eligible'
     else
       local held = d.held[user]
-      if held == nil then held = tonumber(redis.call('HGET', d.hash .. ':users', user) or '0') end
+      if held == nil then held = tonumber(redis.call('HGET', d.users, user) or '0') end
       if held >= tonumber(s[3]) then
         answer = 'limit_reached'
       else
@@ -114,13 +121,13 @@ end
 for _, d in pairs(drops) do
   if d.claimed ~= d.before then
     redis.call('HSET', d.hash, 'claimed', d.claimed)
-    hset_all(d.hash .. ':users', d.user_writes)
-    if #d.key_writes > 0 then hset_all(d.hash .. ':keys', d.key_writes) end
+    hset_all(d.users, d.user_writes)
+    if #d.key_writes > 0 then hset_all(d.keys, d.key_writes) end
   end
 end
 if #granted > 0 then
-  hset_all(p .. ':coupon-codes', codes)
-  redis.call('XADD', p .. ':coupon-outbox', '*', 'c', table.concat(granted, '\\n'))
+  hset_all(KEYS[1], codes)
+  redis.call('XADD', KEYS[2], '*', 'c', table.concat(granted, '\\n'))
 end
 return answers
 """
@@ -147,16 +154,16 @@ end
 return redis.call('SREM', KEYS[2], ARGV[2])
 """
 
-# KEYS[1]: the room's tag. ARGV: drop, end reason ('' while live), n terms fields as name/value
+# KEYS: the drop's hash, users and keys, the room's open drops, codes and redemptions.
+# ARGV: drop, end reason ('' while live), n terms fields as name/value
 # pairs, ledger figures (claimed max ordinal, redeemed, gmv, cost), then per ledger claim:
 # ordinal, user, user_ordinal, claim id, code, expires, idempotency key, order id ('' if not
 # redeemed). Makes Redis agree with the ledger: terms re-created if lost, counters never
 # below what the ledger holds (so no ordinal is handed out twice), codes, keys and
 # redemptions restored. Idempotent: running it twice changes nothing more.
 _RECONCILE = """
-local p = KEYS[1]
+local d, users, keys = KEYS[1], KEYS[2], KEYS[3]
 local drop = ARGV[1]
-local d = p .. ':coupon:' .. drop
 local nterms = tonumber(ARGV[3])
 for i = 4, 3 + nterms * 2, 2 do redis.call('HSETNX', d, ARGV[i], ARGV[i + 1]) end
 local f = 4 + nterms * 2
@@ -170,21 +177,21 @@ if ARGV[2] ~= '' then
   if redis.call('HGET', d, 'state') ~= 'ended' then
     redis.call('HSET', d, 'state', 'ended', 'reason', ARGV[2])
   end
-  redis.call('SREM', p .. ':coupons:open', drop)
+  redis.call('SREM', KEYS[4], drop)
 else
-  redis.call('SADD', p .. ':coupons:open', drop)
+  redis.call('SADD', KEYS[4], drop)
 end
 for i = f + 4, #ARGV, 8 do
   local user, code = ARGV[i + 1], ARGV[i + 4]
-  if tonumber(redis.call('HGET', d .. ':users', user) or '0') < tonumber(ARGV[i + 2]) then
-    redis.call('HSET', d .. ':users', user, ARGV[i + 2])
+  if tonumber(redis.call('HGET', users, user) or '0') < tonumber(ARGV[i + 2]) then
+    redis.call('HSET', users, user, ARGV[i + 2])
   end
-  redis.call('HSETNX', p .. ':coupon-codes', code, drop .. '\\t' .. user .. '\\t' .. ARGV[i + 5])
+  redis.call('HSETNX', KEYS[5], code, drop .. '\\t' .. user .. '\\t' .. ARGV[i + 5])
   if ARGV[i + 6] ~= '' then
-    redis.call('HSETNX', d .. ':keys', ARGV[i + 6],
+    redis.call('HSETNX', keys, ARGV[i + 6],
                user .. '\\t' .. ARGV[i + 3] .. '\\t' .. code .. '\\t' .. ARGV[i + 5])
   end
-  if ARGV[i + 7] ~= '' then redis.call('HSETNX', p .. ':coupon-redeemed', code, ARGV[i + 7]) end
+  if ARGV[i + 7] ~= '' then redis.call('HSETNX', KEYS[6], code, ARGV[i + 7]) end
 end
 return 1
 """
@@ -236,7 +243,9 @@ class CouponScripts:
 
     async def claim(self, room: str, requests: Sequence[ClaimRequest], now: int) -> list[bytes]:
         """Decide a batch of claims in one atomic call; one answer per request, in order."""
-        args: list[str | int] = [now]
+        keys = RoomKeys(room)
+        drops = list(dict.fromkeys(request.drop_id for request in requests))
+        args: list[str | int] = [now, len(drops), *drops]
         # One read of the system's random source for the whole batch.
         randomness = secrets.token_bytes(_RANDOM_BYTES * len(requests))
         for index, request in enumerate(requests):
@@ -249,7 +258,15 @@ class CouponScripts:
                 # 96 random bits: a code cannot be guessed, only claimed.
                 base64.urlsafe_b64encode(randomness[start + 12 : start + 24]).decode(),
             )
-        answers: list[bytes] = await self._claim(keys=[RoomKeys(room).tag], args=args)
+        declared = [
+            keys.coupon_codes,
+            keys.coupon_outbox,
+            keys.viewers("new"),
+            keys.viewers("fans"),
+        ]
+        for drop in drops:
+            declared += (keys.coupon(drop), keys.coupon_users(drop), keys.coupon_keys(drop))
+        answers: list[bytes] = await self._claim(keys=declared, args=args)
         return answers
 
     async def create(self, room: str, drop_id: str, terms: Mapping[str, str | int]) -> None:
@@ -316,6 +333,15 @@ class CouponScripts:
     async def reconcile(self, room: str, drop_id: str, ledger: LedgerState, pipe: Pipeline) -> None:
         """Queue the reconcile script for one drop on the caller's pipeline, in slices of
         claims: each call is idempotent, and a big drop does not hold Redis in one long call."""
+        keys = RoomKeys(room)
+        declared = [
+            keys.coupon(drop_id),
+            keys.coupon_users(drop_id),
+            keys.coupon_keys(drop_id),
+            keys.coupons_open,
+            keys.coupon_codes,
+            keys.coupon_redeemed,
+        ]
         terms: list[str | int] = [drop_id, ledger.end_reason or "", len(ledger.terms)]
         for name, value in ledger.terms.items():
             terms += (name, value)
@@ -334,4 +360,4 @@ class CouponScripts:
                     claim.idempotency_key or "",
                     order_id or "",
                 )
-            await queue_script(pipe, self._reconcile, [RoomKeys(room).tag], args)
+            await queue_script(pipe, self._reconcile, declared, args)
