@@ -18,7 +18,9 @@ import pytest
 from redis.crc import key_slot
 
 from livectl.auth.tokens import Role
+from livectl.bus.connection import open_redis
 from livectl.bus.keys import RoomKeys
+from livectl.config import Settings
 from tests.conftest import (
     PRODUCTS,
     TEST_ENV,
@@ -158,3 +160,39 @@ async def test_claims_through_both_gateways_never_oversell(
     rows = await ledger_rows(stack, coupon)
     assert [row["ordinal"] for row in rows] == list(range(1, 51))
     assert {row["user_id"] for row in rows} == winners
+
+
+async def test_a_burst_past_the_connection_bound_waits_for_free_connections(
+    cluster: list[ClusterNode],
+) -> None:
+    """As with a single server: more commands at once than connections allowed wait their
+    turn (redis-py's cluster client alone raises MaxConnectionsError)."""
+    settings = Settings(
+        redis_url=cluster[0].url, redis_cluster=True, redis_max_connections=3, secret="s" * 48
+    )
+    client = open_redis(settings, cluster[0].url)
+    room = room_on(cluster[1])
+    keys = RoomKeys(room)
+    try:
+
+        async def blocking_read() -> object:
+            # Holds its connection for the whole block, like a console reader.
+            return await client.xread({keys.events: "$"}, block=200)
+
+        async def pipelined(n: int) -> list[object]:
+            async with client.pipeline() as pipe:
+                pipe.hset(keys.meta, f"f{n}", n)
+                pipe.hget(keys.meta, f"f{n}")
+                return await pipe.execute()
+
+        reads, counts, pipelines = await asyncio.gather(
+            asyncio.gather(*(blocking_read() for _ in range(8))),
+            asyncio.gather(*(client.incr(keys.pin) for _ in range(40))),
+            asyncio.gather(*(pipelined(n) for n in range(20))),
+        )
+        assert not any(reads)  # nothing appended: each read timed out
+        assert sorted(counts) == list(range(1, 41))
+        assert pipelines == [[1, str(n).encode()] for n in range(20)]
+    finally:
+        await client.delete(keys.meta, keys.pin)
+        await client.aclose()
