@@ -7,10 +7,21 @@ import logging
 import secrets
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from loadtest import bench, ceiling, claims, console_ui, fanout, opinion, report, stats_lag
+from loadtest import (
+    bench,
+    ceiling,
+    claims,
+    console_ui,
+    fanout,
+    opinion,
+    report,
+    stats_lag,
+    suite,
+)
 from loadtest.bench import (
     INGEST_KINDS,
     Bench,
@@ -60,13 +71,26 @@ QUICK = Profile(
 
 log = logging.getLogger("loadtest")
 
+# ``python -m loadtest NAME ...``; without one of these, the foundation bench.
+SUBCOMMANDS: dict[str, Callable[[list[str]], int]] = {
+    "suite": suite.main,
+    "stats-lag": stats_lag.main,
+    "claims": claims.main,
+    "opinion": opinion.main,
+    "console-ui": console_ui.main,
+    "fanout": fanout.main,
+}
+
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m loadtest",
         description="Measure livectl on this machine: Redis ceiling, ingest events/s, "
         "chat-to-console latency and memory per console socket. "
+        "`python -m loadtest suite --help`: every part below in one run, one table; "
         "`python -m loadtest stats-lag --help`: stats and ranking workers' lag under load; "
+        "`python -m loadtest fanout --help`: one room to 10,000 sockets; "
+        "`python -m loadtest claims --help`: coupon claims/s and latency; "
         "`python -m loadtest console-ui --help`: the assistant console's smoothness.",
     )
     parser.add_argument("--quick", action="store_true", help="a ~1 minute smoke run")
@@ -88,16 +112,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["stats-lag"]:
-        return stats_lag.main(argv[1:])
-    if argv[:1] == ["claims"]:
-        return claims.main(argv[1:])
-    if argv[:1] == ["opinion"]:
-        return opinion.main(argv[1:])
-    if argv[:1] == ["console-ui"]:
-        return console_ui.main(argv[1:])
-    if argv[:1] == ["fanout"]:
-        return fanout.main(argv[1:])
+    command = SUBCOMMANDS.get(argv[0]) if argv else None
+    if command is not None:
+        return command(argv[1:])
     args = parse_args(argv)
     log_progress()
     profile = QUICK if args.quick else FULL

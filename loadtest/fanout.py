@@ -327,17 +327,18 @@ def _raise_fd_limit() -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
-def render(run: Run, memory: Memory) -> str:
+def rows(run: Run, memory: Memory) -> list[tuple[str, str, str, str]]:
+    """(what, measured, target, verdict) per line of the table."""
     plain, slow = run.plain, run.slow
     cost = 1 - slow.per_reading_socket / plain.per_reading_socket
     kib = memory.per_socket_kib
-    rows: list[tuple[str, str, str, bool | None]] = [
-        ("deliveries/s", f"{plain.deliveries_per_s:,.0f}", f">= {TARGET_DELIVERIES:,}",
-         plain.deliveries_per_s >= TARGET_DELIVERIES),
+    lines: list[tuple[str, str, str, bool | None]] = [
+        (f"deliveries/s to {run.sockets:,} sockets", f"{plain.deliveries_per_s:,.0f}",
+         f">= {TARGET_DELIVERIES:,}", plain.deliveries_per_s >= TARGET_DELIVERIES),
         ("broadcast p50 / p99", f"{plain.p50_ms} / {plain.p99_ms} ms",
          f"p99 <= {TARGET_P99_MS:.0f} ms", plain.p99_ms <= TARGET_P99_MS),
-        (f"{run.stalled} not reading: deliveries/s", f"{slow.deliveries_per_s:,.0f}", "", None),
-        ("  p50 / p99", f"{slow.p50_ms} / {slow.p99_ms} ms", "", None),
+        (f"{run.stalled} not reading: deliveries/s", f"{slow.deliveries_per_s:,.0f}", "-", None),
+        ("  p50 / p99", f"{slow.p50_ms} / {slow.p99_ms} ms", "-", None),
         ("  cost per reading socket", f"{cost:.1%}", f"< {TARGET_SLOW_COST:.0%}",
          cost < TARGET_SLOW_COST),
         ("  closed by the gateway", f"{run.stalled_closed} / {run.stalled}", "all",
@@ -346,12 +347,7 @@ def render(run: Run, memory: Memory) -> str:
         ("memory per idle socket", f"{kib} KiB", f"<= {TARGET_KIB_PER_SOCKET:.0f} KiB",
          kib <= TARGET_KIB_PER_SOCKET),
     ]  # fmt: skip
-    width = max(len(row[0]) for row in rows)
-    verdicts = {None: "", True: "met", False: "MISSED"}
-    return "\n".join(
-        f"{name:<{width}}  {value:>22}  {target:>16}  {verdicts[met]}"
-        for name, value, target, met in rows
-    )
+    return [(name, value, target, report.verdict(met)) for name, value, target, met in lines]
 
 
 def main(argv: Sequence[str]) -> int:
@@ -395,13 +391,14 @@ def main(argv: Sequence[str]) -> int:
                 "send_buffer_bytes": _SEND_BUFFER,
                 "run": asdict(run),
                 "memory": asdict(memory) | {"per_socket_kib": memory.per_socket_kib},
+                "rows": rows(run, memory),
             },
             option=orjson.OPT_INDENT_2,
         )
     )
     print()
     print(f"load average before: {conditions['load_average_before']}; after: {run.load_average}")
-    print(render(run, memory))
+    print(report.table(("measurement", "measured", "target", "verdict"), rows(run, memory)))
     print(f"\nJSON: {args.output}")
     return 0
 

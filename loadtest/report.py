@@ -73,8 +73,9 @@ def _events(value: float) -> str:
     return f"{value:,.0f} ev/s"
 
 
-def _verdict(met: bool) -> str:
-    return "met" if met else "MISSED"
+def verdict(met: bool | None) -> str:
+    """A row's verdict against its target; "-" for a row with no target."""
+    return "-" if met is None else "met" if met else "MISSED"
 
 
 def rows(results: Results) -> list[tuple[str, str, str, str, str]]:
@@ -130,7 +131,7 @@ def rows(results: Results) -> list[tuple[str, str, str, str, str]]:
                 str(figure.gateway_processes),
                 measured,
                 target,
-                _verdict(met),
+                verdict(met),
             )
         )
     for floor in results.floors:
@@ -155,7 +156,7 @@ def rows(results: Results) -> list[tuple[str, str, str, str, str]]:
                 str(latency.gateway_processes),
                 f"{latency.p50_ms} / {latency.p99_ms} / {latency.max_ms} ms",
                 f"p99 <= {P99_TARGET_MS:.0f} ms",
-                _verdict(latency.p99_ms <= P99_TARGET_MS and complete),
+                verdict(latency.p99_ms <= P99_TARGET_MS and complete),
             )
         )
         out.append(
@@ -165,7 +166,7 @@ def rows(results: Results) -> list[tuple[str, str, str, str, str]]:
                 f"{latency.consoles_complete}/{latency.consoles} (each got "
                 f"{latency.received_min:,}..{latency.received_max:,} of {latency.sent:,})",
                 "all",
-                _verdict(complete),
+                verdict(complete),
             )
         )
         archived = "unreadable" if latency.archived is None else f"{latency.archived:,}"
@@ -175,7 +176,7 @@ def rows(results: Results) -> list[tuple[str, str, str, str, str]]:
                 "",
                 f"{latency.accepted:,} of {latency.sent:,} / {archived}",
                 "all",
-                _verdict(latency.accepted == latency.sent == latency.archived),
+                verdict(latency.accepted == latency.sent == latency.archived),
             )
         )
         stages = ", ".join(
@@ -192,7 +193,7 @@ def rows(results: Results) -> list[tuple[str, str, str, str, str]]:
                 str(memory.gateway_processes),
                 f"{memory.per_socket_kib:.1f} KiB",
                 f"<= {SOCKET_TARGET_KB:.0f} KB",
-                _verdict(
+                verdict(
                     memory.per_socket_kib <= SOCKET_TARGET_KB
                     and memory.still_open == memory.sockets
                 ),
@@ -228,7 +229,8 @@ def _cores(cores: float | None) -> str:
     return "-" if cores is None else f"{cores:.2f}"
 
 
-def _table(header: tuple[str, ...], lines: Sequence[tuple[str, ...]]) -> str:
+def table(header: tuple[str, ...], lines: Sequence[tuple[str, ...]]) -> str:
+    """A Markdown table."""
     widths = [max(len(row[i]) for row in (header, *lines)) for i in range(len(header))]
 
     def line(row: tuple[str, ...]) -> str:
@@ -280,13 +282,19 @@ def render(results: Results) -> str:
         [
             conditions,
             warning,
-            _table(("measurement", "gw procs", "measured", "target", "verdict"), rows(results)),
+            table(("measurement", "gw procs", "measured", "target", "verdict"), rows(results)),
             "Cores used during each measurement window (other: everything else on the machine):"
-            "\n\n" + _table(("measurement", "gw procs", *CPU_COLUMNS), cpu_rows(results)),
+            "\n\n" + table(("measurement", "gw procs", *CPU_COLUMNS), cpu_rows(results)),
         ]
     )
 
 
 def write_json(results: Results, path: Path) -> None:
+    """The results, and the table's rows for ``python -m loadtest suite``."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(orjson.dumps(asdict(results), option=orjson.OPT_INDENT_2))
+    table_rows = [
+        [f"{name} ({processes} gateway processes)" if processes.isdigit() else name, *rest]
+        for name, processes, *rest in rows(results)
+    ]
+    document = asdict(results) | {"rows": table_rows}
+    path.write_bytes(orjson.dumps(document, option=orjson.OPT_INDENT_2))
