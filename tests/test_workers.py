@@ -116,19 +116,22 @@ async def test_a_worker_killed_mid_batch_loses_nothing_and_archives_nothing_twic
         await scratch.aclose()
 
 
-async def test_a_poison_entry_is_dead_lettered_and_the_rest_flow(stack: Stack) -> None:
-    redis_url = stack.redis_url.rsplit("/", 1)[0] + "/8"
-    settings = Settings(
-        redis_url=redis_url,
+def consumer_settings(stack: Stack, **timing: int) -> Settings:
+    """For a StreamConsumer driven by the test itself: a Redis database of its own (db 8), so
+    it follows only the rooms the test adds, and quick scans."""
+    return Settings(
+        redis_url=stack.redis_url.rsplit("/", 1)[0] + "/8",
         database_url=stack.database_url,
         secret="s" * 48,
-        reclaim_idle_ms=50,
-        reclaim_every_ms=50,
-        worker_block_ms=50,
-        room_scan_ms=50,
-        max_deliveries=2,
+        **{"room_scan_ms": 50, **timing},  # type: ignore[arg-type]
     )
-    client = Redis.from_url(redis_url)
+
+
+async def test_a_poison_entry_is_dead_lettered_and_the_rest_flow(stack: Stack) -> None:
+    settings = consumer_settings(
+        stack, reclaim_idle_ms=50, reclaim_every_ms=50, worker_block_ms=50, max_deliveries=2
+    )
+    client = Redis.from_url(settings.redis_url or "")
     room = unique("poison")
     stream = RoomKeys(room).events
     await client.xadd(stream, {"e": codec.dumps([chat("fine")])})
@@ -170,16 +173,8 @@ async def test_an_ordered_consumer_stopping_cleanly_hands_its_room_on_at_once(
 ) -> None:
     """A rolling restart of the console relay: the room's chat flows on within a second, in
     order, rather than waiting out the stopped relay's follow lease (5 s)."""
-    redis_url = stack.redis_url.rsplit("/", 1)[0] + "/8"
-    settings = Settings(
-        redis_url=redis_url,
-        database_url=stack.database_url,
-        secret="s" * 48,
-        worker_block_ms=100,
-        room_scan_ms=50,
-        reclaim_every_ms=50,
-    )
-    client = Redis.from_url(redis_url)
+    settings = consumer_settings(stack, worker_block_ms=100, reclaim_every_ms=50)
+    client = Redis.from_url(settings.redis_url or "")
     room = unique("handover")
     stream = RoomKeys(room).events
     await client.sadd(ROOMS, room)
