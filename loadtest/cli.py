@@ -64,7 +64,8 @@ QUICK = Profile(
     window=Window(warmup_s=1.0, duration_s=3.0),
     latency_s=5.0,
     consoles=200,
-    idle_consoles=500,
+    # Fewer sockets would show the gateway's fixed memory as per-socket cost.
+    idle_consoles=2000,
     ceiling_plain=100_000,
     ceiling_pipelined=500_000,
 )
