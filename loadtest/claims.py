@@ -5,9 +5,10 @@ Phases, each against its own drop in one live room:
 
 1. Redis ceiling: the claim script called directly with batches of 2,000 claims.
 2. Throughput over claim sockets: client processes, each with a few sockets sending arrays of
-   claims (each answered before the next), all claims by distinct users.
-3. Throughput over REST: one claim per request, 64 in flight.
-4. Latency at a paced rate (default 5,000 claims/s) over single-claim socket frames.
+   claims (each answered before the next), all claims by distinct users. The clients are
+   ``wire``'s callback-driven sockets, so the gateway, not the load, sets the pace.
+3. Throughput over REST: one claim per request over keep-alive connections.
+4. Latency at a paced rate (default 5,000 claims/s): single-claim frames, then frames of 10.
 5. Contention: every client racing for a drop of 1,000 (limit 1 per user) until it sells out.
 
 After each phase, the oversell check: for its drop, the 201 answers, Redis and the PostgreSQL ledger
@@ -22,22 +23,23 @@ import logging
 import os
 import secrets
 import time
-from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 import orjson
 from redis.asyncio import Redis
-from websockets.asyncio.client import connect
 
 from livectl.auth.tokens import Role
 from livectl.bus.keys import RoomKeys
 from livectl.coupons.claims import ClaimRequest, CouponScripts
-from livectl.kit import codec
 from livectl.kit.clock import now_ms
-from loadtest import report
+from loadtest import pool, report, wire
+from loadtest.bench import CpuWatch
+from loadtest.pool import ClientPool, Job
 from loadtest.stack import (
     Api,
     Child,
@@ -55,17 +57,29 @@ DROP = {"title": "bench", "kind": "amount_off", "value": 100, "duration_s": 3600
 RESULTS = Path(__file__).parent / "results" / "claims.json"
 THROUGHPUT_TARGET = 20_000
 P99_TARGET_MS = 20.0
+# Keep-alive connections per client process for REST: HTTP/1.1 answers one request at a time.
+_REST_CONNECTIONS = 32
+_DRAIN_TIMEOUT_S = 30.0
+_PACING_TICK_S = 0.001
+_CPU_SHOWN = ("gateway", "worker", "clients", "other")
 
 
 @dataclass(frozen=True)
 class Load:
-    url: str
+    """One client process's claims: over ``sockets`` claim sockets (frames of ``frame``
+    claims) or, with ``rest``, as many keep-alive connections posting one claim each."""
+
+    host: str
+    port: int
+    path: str  # the claim socket's path with its token, or the REST claim route
+    token: str
     coupon: str
     prefix: str
-    sockets: int
-    frame: int
+    connections: int
     duration_s: float
-    frames_per_s: float = 0.0  # per process when paced; 0: closed loop (each frame answered)
+    frame: int = 1
+    rest: bool = False
+    frames_per_s: float = 0.0  # paced, over all this process's connections; 0: closed loop
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -75,94 +89,147 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
-def socket_client(load: Load) -> dict[str, Any]:
-    """One client process: its sockets claim until the time is up."""
-    return asyncio.run(_socket_client(load))
+class _Tally:
+    """What a client process saw: a latency per claim, the statuses, the codes granted."""
+
+    def __init__(self, load: Load) -> None:
+        self.load = load
+        self.latencies: list[float] = []
+        self.statuses: dict[int, int] = {}
+        self.granted: list[tuple[str, str]] = []
+        self.in_window = 0  # claims answered before the time was up: the rate counts these
+        self.running = False
+        self.end = 0.0
+        self.outstanding = 0
+        self.drained = asyncio.Event()
+        self._sequence = 0
+
+    def next_users(self) -> list[str]:
+        first = self._sequence
+        self._sequence += self.load.frame
+        return [f"{self.load.prefix}-{n}" for n in range(first, self._sequence)]
+
+    def record(self, users: list[str], results: list[dict[str, Any]], due: float) -> None:
+        answered = time.perf_counter()
+        self.outstanding -= 1
+        if not self.running and not self.outstanding:
+            self.drained.set()
+        if answered <= self.end:
+            self.in_window += len(users)
+        elapsed_ms = (answered - due) * 1000
+        for user, result in zip(users, results, strict=True):
+            self.latencies.append(elapsed_ms)
+            status = int(result["status"])
+            self.statuses[status] = self.statuses.get(status, 0) + 1
+            if status == 201:
+                self.granted.append((user, result["code"]))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "latencies": self.latencies,
+            "statuses": self.statuses,
+            "granted": self.granted,
+            "in_window": self.in_window,
+        }
 
 
-async def _socket_client(load: Load) -> dict[str, Any]:
-    latencies: list[float] = []
-    statuses: dict[int, int] = {}
-    granted: list[tuple[str, str]] = []
-    deadline = time.perf_counter() + load.duration_s
-    sequence = iter(range(10**9))
+class _Claimer:
+    """One connection. Answers come back in order, so the claims each one answers are the
+    oldest sent; in a closed loop an answer sends the next claims from inside the callback."""
 
-    async def one_socket(index: int) -> None:
-        interval = load.sockets / load.frames_per_s if load.frames_per_s else 0.0
-        next_send = time.perf_counter() + interval * index / load.sockets
-        async with connect(load.url, max_size=None) as socket:
-            while time.perf_counter() < deadline:
-                started = time.perf_counter()
-                if interval:
-                    await asyncio.sleep(max(0.0, next_send - started))
-                    # Latency counts from when the frame was due, not when it went out: a
-                    # socket that falls behind shows it (no coordinated omission).
-                    started = next_send
-                    next_send += interval
-                users = [f"{load.prefix}-{next(sequence)}" for _ in range(load.frame)]
-                claims = [{"coupon_id": load.coupon, "user_id": user} for user in users]
-                await socket.send(codec.dumps_str(claims if load.frame > 1 else claims[0]))
-                reply = codec.loads(await socket.recv())
-                elapsed_ms = (time.perf_counter() - started) * 1000
-                results = reply["results"] if load.frame > 1 else [reply]
-                for user, result in zip(users, results, strict=True):
-                    latencies.append(elapsed_ms)
-                    statuses[result["status"]] = statuses.get(result["status"], 0) + 1
-                    if result["status"] == 201:
-                        granted.append((user, result["code"]))
+    def __init__(self, tally: _Tally) -> None:
+        self.tally = tally
+        self.sent: deque[tuple[float, list[str]]] = deque()
+        self.write: Callable[[bytes], None] | None = None
 
-    await asyncio.gather(*(one_socket(i) for i in range(load.sockets)))
-    return {"latencies": latencies, "statuses": statuses, "granted": granted}
+    def send(self, due: float) -> None:
+        assert self.write is not None
+        load = self.tally.load
+        users = self.tally.next_users()
+        self.sent.append((due, users))
+        self.tally.outstanding += 1
+        if load.rest:
+            body = orjson.dumps({"user_id": users[0]})
+            self.write(wire.encode_post(load.host, load.port, load.path, load.token, body))
+            return
+        claims = [{"coupon_id": load.coupon, "user_id": user} for user in users]
+        self.write(wire.encode_frame(orjson.dumps(claims if load.frame > 1 else claims[0])))
 
+    def on_frame(self, body: bytes) -> None:
+        reply = orjson.loads(body)
+        self._answered(reply["results"] if self.tally.load.frame > 1 else [reply])
 
-@dataclass(frozen=True)
-class RestLoad:
-    base_url: str
-    token: str
-    room: str
-    coupon: str
-    prefix: str
-    duration_s: float
+    def on_response(self, status: int, body: bytes) -> None:
+        self._answered([{"status": status, **orjson.loads(body)}])
+
+    def _answered(self, results: list[dict[str, Any]]) -> None:
+        due, users = self.sent.popleft()
+        self.tally.record(users, results, due)
+        if self.tally.running and not self.tally.load.frames_per_s:
+            self.send(time.perf_counter())
 
 
-# httpx's async pool degrades steeply past a few requests in flight per client (measured here:
-# /healthz at 742/s with 8 in flight, 114/s with 64), so REST load is several clients with 8.
-_REST_IN_FLIGHT = 8
+def claim_client(load: Load) -> dict[str, Any]:
+    """One client process: its connections claim from the common start until the time is up."""
+    return pool.run(_claim_client(load))
 
 
-def rest_client(load: RestLoad) -> dict[str, Any]:
-    """One client process claiming over REST, one claim per request."""
+async def _claim_client(load: Load) -> dict[str, Any]:
+    tally = _Tally(load)
+    claimers = [_Claimer(tally) for _ in range(load.connections)]
+    clients: list[wire.HttpClient | wire.WsClient]
+    if load.rest:
+        clients = list(
+            await asyncio.gather(
+                *(wire.connect_http(load.host, load.port, c.on_response) for c in claimers)
+            )
+        )
+    else:
+        clients = list(
+            await pool.connect_all(
+                load.host, load.port, [load.path] * len(claimers), [c.on_frame for c in claimers]
+            )
+        )
+    for claimer, client in zip(claimers, clients, strict=True):
+        claimer.write = client.send
+    await pool.ready_then_go()
+    tally.running = True
+    started = time.perf_counter()
+    tally.end = started + load.duration_s
+    if load.frames_per_s:
+        await _paced(claimers, load.frames_per_s, started, tally.end)
+    else:
+        for claimer in claimers:
+            claimer.send(started)
+        await asyncio.sleep(load.duration_s)
+    tally.running = False
+    if tally.outstanding:
+        try:
+            await asyncio.wait_for(tally.drained.wait(), _DRAIN_TIMEOUT_S)
+        except TimeoutError:
+            raise RuntimeError(
+                f"{tally.outstanding} claim answers missing {_DRAIN_TIMEOUT_S:.0f} s after"
+            ) from None
+    for client in clients:
+        client.close()
+    return tally.as_dict()
 
-    async def run() -> dict[str, Any]:
-        latencies: list[float] = []
-        statuses: dict[int, int] = {}
-        granted: list[tuple[str, str]] = []
-        deadline = time.perf_counter() + load.duration_s
-        sequence = iter(range(10**9))
-        async with httpx.AsyncClient(
-            base_url=load.base_url,
-            headers={"authorization": f"Bearer {load.token}"},
-            limits=httpx.Limits(max_connections=_REST_IN_FLIGHT),
-            timeout=30,
-        ) as client:
 
-            async def worker() -> None:
-                while time.perf_counter() < deadline:
-                    user = f"{load.prefix}-{next(sequence)}"
-                    started = time.perf_counter()
-                    response = await client.post(
-                        f"/v1/rooms/{load.room}/coupons/{load.coupon}/claims",
-                        json={"user_id": user},
-                    )
-                    latencies.append((time.perf_counter() - started) * 1000)
-                    statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
-                    if response.status_code == 201:
-                        granted.append((user, response.json()["code"]))
-
-            await asyncio.gather(*(worker() for _ in range(_REST_IN_FLIGHT)))
-        return {"latencies": latencies, "statuses": statuses, "granted": granted}
-
-    return asyncio.run(run())
+async def _paced(claimers: list[_Claimer], frames_per_s: float, start: float, end: float) -> None:
+    """Send frames round-robin at a steady rate. Latency counts from when a frame was due,
+    not when it went out: a client that falls behind shows it (no coordinated omission)."""
+    interval = 1 / frames_per_s
+    due = start
+    turn = 0
+    while due < end:
+        now = time.perf_counter()
+        while due <= now and due < end:
+            claimers[turn % len(claimers)].send(due)
+            turn += 1
+            due += interval
+        # The event loop's timers tick in milliseconds: a shorter sleep would spin, taking the
+        # CPU the gateway needs. Frames that fall due meanwhile go out together on waking.
+        await asyncio.sleep(max(_PACING_TICK_S, due - time.perf_counter()))
 
 
 @dataclass
@@ -172,16 +239,27 @@ class Phase:
     claims: int
     granted: list[tuple[str, str]]
     statuses: dict[int, int]
+    in_window: int  # answered within the phase's time
     seconds: float
     p50_ms: float
     p99_ms: float
+    cpu: dict[str, float] = field(default_factory=dict)  # cores used by each group, over the phase
 
     @property
     def per_s(self) -> float:
-        return self.claims / self.seconds
+        return self.in_window / self.seconds
+
+    def cpu_text(self) -> str:
+        if not self.cpu:
+            return ""
+        cores = ", ".join(f"{name} {self.cpu[name]:.2f}" for name in _CPU_SHOWN)
+        per_claim = self.cpu["gateway"] / self.per_s * 1e6 if self.per_s else float("nan")
+        return f"cores: {cores}; {per_claim:.0f} µs gateway CPU per claim"
 
 
-def merge(name: str, coupon: str, parts: list[dict[str, Any]], seconds: float) -> Phase:
+def merge(
+    name: str, coupon: str, parts: list[dict[str, Any]], seconds: float, cpu: dict[str, float]
+) -> Phase:
     latencies = [v for part in parts for v in part["latencies"]]
     statuses: dict[int, int] = {}
     for part in parts:
@@ -194,9 +272,11 @@ def merge(name: str, coupon: str, parts: list[dict[str, Any]], seconds: float) -
         len(latencies),
         granted,
         statuses,
+        sum(part["in_window"] for part in parts),
         seconds,
         percentile(latencies, 0.5),
         percentile(latencies, 0.99),
+        cpu,
     )
 
 
@@ -228,6 +308,7 @@ async def redis_ceiling(redis_url: str, room: str, coupon: str, duration_s: floa
         count,
         granted,
         statuses,
+        count,
         seconds,
         percentile(latencies, 0.5),
         percentile(latencies, 0.99),
@@ -348,7 +429,7 @@ def main(argv: list[str]) -> int:
         backing_services(
             "claims", redis_url=args.redis_url, database_url=args.database_url, run_id=run_id
         ) as (work_dir, urls),
-        ProcessPoolExecutor(args.clients) as pool,
+        ClientPool(args.clients) as clients,
     ):
         secret = secrets.token_urlsafe(48)
         env = livectl_env(urls, secret, work_dir, free_port())
@@ -364,7 +445,6 @@ def main(argv: list[str]) -> int:
                     timeout=30,
                 )
                 player = api.token(Role.PLAYER, room)
-                ws_url = f"ws://{running.host}:{running.port}/v1/rooms/{room}/claims?token={player}"
 
                 def new_drop(quantity: int) -> str:
                     response = admin.post(
@@ -383,16 +463,43 @@ def main(argv: list[str]) -> int:
                     )
                     return phase
 
-                def socket_phase(name: str, quantity: int, **load: Any) -> Phase:
+                def run_phase(
+                    name: str, quantity: int, *, rest: bool = False, **load: Any
+                ) -> Phase:
                     coupon = new_drop(quantity)
-                    loads = [
-                        Load(ws_url, coupon, f"{name[:4]}-{i}", **load) for i in range(args.clients)
-                    ]
-                    started = time.perf_counter()
-                    parts = list(pool.map(socket_client, loads))
-                    return checked(
-                        merge(name, coupon, parts, time.perf_counter() - started), quantity
+                    path = (
+                        f"/v1/rooms/{room}/coupons/{coupon}/claims"
+                        if rest
+                        else f"/v1/rooms/{room}/claims?token={player}"
                     )
+                    duration_s = load.setdefault("duration_s", args.seconds)
+                    jobs: list[Job] = [
+                        (
+                            claim_client,
+                            Load(
+                                running.host,
+                                running.port,
+                                path,
+                                player,
+                                coupon,
+                                f"{name[:4]}-{i}",
+                                rest=rest,
+                                **load,
+                            ),
+                        )
+                        for i in range(args.clients)
+                    ]
+                    launch = clients.launch(jobs, ready_timeout_s=60)
+                    go = launch.go()
+                    watch = CpuWatch(
+                        {"gateway": running.pids, "worker": worker.pids, "clients": clients.pids}
+                    )
+                    time.sleep(max(0.0, go - time.time()))
+                    watch.begin()
+                    time.sleep(duration_s)
+                    watch.stop()
+                    parts = launch.results(60)
+                    return checked(merge(name, coupon, parts, duration_s, watch.cpu), quantity)
 
                 big = 1_000_000
                 log.info("Redis ceiling ...")
@@ -400,53 +507,37 @@ def main(argv: list[str]) -> int:
                     asyncio.run(redis_ceiling(urls.redis_url, room, new_drop(big), 3.0)), big
                 )
                 log.info("socket throughput ...")
-                sockets = socket_phase(
-                    "claim sockets, frames of 200 claims",
-                    big,
-                    sockets=4,
-                    frame=200,
-                    duration_s=args.seconds,
+                sockets = run_phase(
+                    "claim sockets, frames of 200 claims", big, connections=4, frame=200
                 )
                 log.info("REST throughput ...")
-                coupon = new_drop(big)
-                rest_loads = [
-                    RestLoad(running.base_url, player, room, coupon, f"rest-{i}", args.seconds)
-                    for i in range(args.clients)
-                ]
-                started = time.perf_counter()
-                rest = checked(
-                    merge(
-                        f"REST, one claim per request, {args.clients}x{_REST_IN_FLIGHT} in flight",
-                        coupon,
-                        list(pool.map(rest_client, rest_loads)),
-                        time.perf_counter() - started,
-                    ),
+                rest = run_phase(
+                    f"REST, one claim per request, {args.clients}x{_REST_CONNECTIONS} connections",
                     big,
+                    rest=True,
+                    connections=_REST_CONNECTIONS,
                 )
                 log.info("paced latency ...")
-                paced = socket_phase(
+                paced = run_phase(
                     f"paced {args.rate:,.0f} claims/s, one claim per frame",
                     big,
-                    sockets=25,
-                    frame=1,
-                    duration_s=args.seconds,
+                    connections=25,
                     frames_per_s=args.rate / args.clients,
                 )
                 # A bridge forwarding viewers' claims in small batches: same claim rate, a tenth
                 # of the frames.
-                paced_batches = socket_phase(
+                paced_batches = run_phase(
                     f"paced {args.rate:,.0f} claims/s, frames of 10 claims",
                     big,
-                    sockets=25,
+                    connections=25,
                     frame=10,
-                    duration_s=args.seconds,
                     frames_per_s=args.rate / args.clients / 10,
                 )
                 log.info("contention ...")
-                race = socket_phase(
+                race = run_phase(
                     "contention: drop of 1,000, everyone racing",
                     1_000,
-                    sockets=4,
+                    connections=4,
                     frame=100,
                     duration_s=2.0,
                 )
@@ -478,6 +569,7 @@ def main(argv: list[str]) -> int:
                         "p99_ms": phase.p99_ms,
                         "statuses": {str(k): v for k, v in sorted(phase.statuses.items())},
                         "oversell_check": check,
+                        "cpu_cores": phase.cpu,
                     }
                     for phase, check in zip(phases, checks, strict=True)
                 ],
@@ -495,5 +587,7 @@ def main(argv: list[str]) -> int:
     print(report.table(("measurement", "measured", "target", "verdict"), table_rows))
     for phase, check in zip(phases, checks, strict=True):
         print(f"  {phase.name}: statuses {dict(sorted(phase.statuses.items()))}; {check}")
+        if phase.cpu:
+            print(f"    {phase.cpu_text()}")
     print(f"\nJSON: {args.output}")
     return 0 if all(check.startswith("OK") for check in checks) else 1
