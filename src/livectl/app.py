@@ -45,7 +45,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.ingest = IngestService(resources)
             app.state.hub = Hub(resources.redis)
             app.state.limits = GatewayLimits(resources.redis, settings)
-            app.state.claims = ClaimBatcher(CouponScripts(resources.redis), app.state.limits)
+            app.state.claims = ClaimBatcher(
+                CouponScripts(resources.redis),
+                attempts_per_user_per_s=settings.claims_per_user_per_s,
+            )
             # Everything made so far lives as long as the process: keep it out of the cyclic
             # collector's full passes, whose pauses grow with the heap and land on p99.
             gc.collect()

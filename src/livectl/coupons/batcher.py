@@ -20,7 +20,6 @@ from livectl.coupons.rules import claim_outcome
 from livectl.coupons.schemas import ClaimOut
 from livectl.errors import LivectlError, ServiceUnavailable
 from livectl.kit.clock import now_ms
-from livectl.limits.service import GatewayLimits
 
 log = logging.getLogger("livectl.coupons")
 
@@ -33,10 +32,10 @@ _MAX_BATCH = 2000
 
 class ClaimBatcher:
     def __init__(
-        self, scripts: CouponScripts, limits: GatewayLimits, *, window_s: float = 0.001
+        self, scripts: CouponScripts, *, attempts_per_user_per_s: int, window_s: float = 0.001
     ) -> None:
         self._scripts = scripts
-        self._limits = limits
+        self._attempts_per_user_per_s = attempts_per_user_per_s
         self._window_s = window_s
         # Per room, the callers waiting for the next flush: their requests and one future each.
         self._pending: dict[str, list[_Waiting]] = defaultdict(list)
@@ -90,13 +89,10 @@ class ClaimBatcher:
             start = end
 
     async def _decide(self, room: str, requests: list[ClaimRequest]) -> list[ClaimAnswer]:
-        # Attempts past a user's limit are answered here and never reach the claim script.
-        refusals = await self._limits.refuse_claims(
-            room, [(r.user_id, r.idempotency_key) for r in requests]
+        replies = await self._scripts.claim(
+            room, requests, now_ms(), attempts_per_user_per_s=self._attempts_per_user_per_s
         )
-        wanted = [r for r, refused in zip(requests, refusals, strict=True) if refused is None]
-        replies = iter(await self._scripts.claim(room, wanted, now_ms()) if wanted else [])
-        return [refused or claim_outcome(next(replies)) for refused in refusals]
+        return [claim_outcome(reply) for reply in replies]
 
     async def close(self) -> None:
         if self._flushing:

@@ -23,22 +23,28 @@ from livectl.bus.keys import RoomKeys
 from livectl.bus.scripts import queue_script
 from livectl.coupons.rules import ClaimRecord, Redemption
 from livectl.kit import codec
+from livectl.limits.attempts import ATTEMPT_ADMITTED
 
-# KEYS: codes, outbox, the viewers flagged new, those flagged fans, then per drop of the batch
-# its hash, users and keys. ARGV: now ms, the number of drops, the drops (in the order of their
-# KEYS), then per claim: drop, user, idempotency key ('' for none), a fresh claim id and a
-# fresh code (made by the caller: Lua has no secure random).
-# Answers per claim 'ok\t<claim>\t<code>\t<expires>' or the refusal; appends one outbox
+# KEYS: codes, outbox, the viewers flagged new, those flagged fans, the claim attempts of this
+# second (see ATTEMPT_ADMITTED), then per drop of the batch its hash, users and keys. ARGV: now
+# ms, claim attempts allowed per user and second (0: no limit), the number of drops, the drops
+# (in the order of their KEYS), then per claim: drop, user, idempotency key ('' for none), a
+# fresh claim id and a fresh code (made by the caller: Lua has no secure random).
+# Answers per claim 'ok\t<claim>\t<code>\t<expires>' or the refusal (an attempt past the
+# limit is refused before anything else is looked at); appends one outbox
 # entry for all the claims it granted. A drop's terms are read once per call and what the
 # call changes is written once at its end (one HSET per hash): a batch of thousands costs a
 # few Redis commands per claim, not a dozen.
-_CLAIM = """
+_CLAIM = (
+    ATTEMPT_ADMITTED
+    + """
 local now = tonumber(ARGV[1])
-local ndrops = tonumber(ARGV[2])
+local attempt_limit = tonumber(ARGV[2])
+local ndrops = tonumber(ARGV[3])
 local answers, granted, codes, drops = {}, {}, {}, {}
 local audiences = {new = KEYS[3], fans = KEYS[4]}
 local first_key = {}
-for j = 1, ndrops do first_key[ARGV[2 + j]] = 5 + 3 * (j - 1) end
+for j = 1, ndrops do first_key[ARGV[3 + j]] = 6 + 3 * (j - 1) end
 
 local function hset_all(key, pairs_list)
   -- unpack() has a stack limit: write in slices.
@@ -47,9 +53,7 @@ local function hset_all(key, pairs_list)
   end
 end
 
-for i = 3 + ndrops, #ARGV, 5 do
-  local drop, user, key = ARGV[i], ARGV[i + 1], ARGV[i + 2]
-  local claim_id, code = ARGV[i + 3], ARGV[i + 4]
+local function decide(drop, user, key, claim_id, code)
   local d = drops[drop]
   if not d then
     local k = first_key[drop]
@@ -116,8 +120,18 @@ for i = 3 + ndrops, #ARGV, 5 do
       end
     end
   end
-  answers[#answers + 1] = answer
+  return answer
 end
+
+for i = 4 + ndrops, #ARGV, 5 do
+  local user, key = ARGV[i + 1], ARGV[i + 2]
+  if attempt_limit > 0 and not attempt_admitted(KEYS[5], attempt_limit, user, key) then
+    answers[#answers + 1] = 'rate_limited'
+  else
+    answers[#answers + 1] = decide(ARGV[i], user, key, ARGV[i + 3], ARGV[i + 4])
+  end
+end
+if attempt_limit > 0 then redis.call('EXPIRE', KEYS[5], 2) end
 for _, d in pairs(drops) do
   if d.claimed ~= d.before then
     redis.call('HSET', d.hash, 'claimed', d.claimed)
@@ -131,6 +145,7 @@ if #granted > 0 then
 end
 return answers
 """
+)
 
 # KEYS: redeemed, drop hash, outbox. ARGV: code, order id, amount, discount, now.
 # Exactly once per code: a second order with the same code (or the same order redelivered)
@@ -241,11 +256,20 @@ class CouponScripts:
         self._close = redis.register_script(_CLOSE)
         self._reconcile = redis.register_script(_RECONCILE)
 
-    async def claim(self, room: str, requests: Sequence[ClaimRequest], now: int) -> list[bytes]:
-        """Decide a batch of claims in one atomic call; one answer per request, in order."""
+    async def claim(
+        self,
+        room: str,
+        requests: Sequence[ClaimRequest],
+        now: int,
+        *,
+        attempts_per_user_per_s: int = 0,
+    ) -> list[bytes]:
+        """Decide a batch of claims in one atomic call; one answer per request, in order.
+        With ``attempts_per_user_per_s``, a user's attempts past it in this second are
+        refused (the gateway's limit against abuse, counted across all gateways)."""
         keys = RoomKeys(room)
         drops = list(dict.fromkeys(request.drop_id for request in requests))
-        args: list[str | int] = [now, len(drops), *drops]
+        args: list[str | int] = [now, attempts_per_user_per_s, len(drops), *drops]
         # One read of the system's random source for the whole batch.
         randomness = secrets.token_bytes(_RANDOM_BYTES * len(requests))
         for index, request in enumerate(requests):
@@ -263,6 +287,7 @@ class CouponScripts:
             keys.coupon_outbox,
             keys.viewers("new"),
             keys.viewers("fans"),
+            keys.claim_attempts(now // 1000),
         ]
         for drop in drops:
             declared += (keys.coupon(drop), keys.coupon_users(drop), keys.coupon_keys(drop))

@@ -18,6 +18,7 @@ from livectl.errors import (
     LivectlError,
     NotEligible,
     NotFound,
+    RateLimited,
     SoldOut,
 )
 
@@ -28,6 +29,7 @@ _REFUSALS: dict[str, tuple[type[LivectlError], str]] = {
     "ended": (CouponEnded, "this drop has ended"),
     "not_eligible": (NotEligible, "this drop is for another audience"),
     "key_reused": (IdempotencyKeyReused, "this idempotency_key was used by another user"),
+    "rate_limited": (RateLimited, "this viewer made too many claim attempts this second"),
 }
 
 

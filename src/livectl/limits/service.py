@@ -1,5 +1,6 @@
-"""Limits shared by every gateway process, kept in Redis: events per second per token, open
-sockets per token, claim attempts per user per second. One ``GatewayLimits`` per process."""
+"""Limits shared by every gateway process, kept in Redis: events per second per token and open
+sockets per token. One ``GatewayLimits`` per process. (Claim attempts per user per second are
+counted by the claim script itself: see ``attempts``.)"""
 
 from __future__ import annotations
 
@@ -8,12 +9,11 @@ import contextlib
 import secrets
 import time
 from collections import defaultdict
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
-from livectl.bus.keys import RoomKeys, TokenKeys
+from livectl.bus.keys import TokenKeys
 from livectl.config import Settings
 from livectl.errors import RateLimited
 
@@ -45,28 +45,6 @@ redis.call('PEXPIRE', KEYS[1], ARGV[5])
 return 1
 """
 
-# KEYS[1]: the room's claim attempts in this second: per user a count, per idempotency key
-# seen ("\t<user>\t<key>") the verdict it got. ARGV: limit, then per claim its user and key
-# ('' for none). Per claim 1 (decide it) or 0 (too many attempts by that user). A retry of a
-# key already seen this second gets that key's verdict and is not counted again: clients
-# retry a lost answer, and the retry only repeats the first answer.
-_ATTEMPTS = """
-local limit = tonumber(ARGV[1])
-local admitted = {}
-for i = 2, #ARGV, 2 do
-  local user, key = ARGV[i], ARGV[i + 1]
-  local marker = '\t' .. user .. '\t' .. key
-  local verdict = key ~= '' and redis.call('HGET', KEYS[1], marker)
-  if not verdict then
-    verdict = redis.call('HINCRBY', KEYS[1], user, 1) <= limit and 1 or 0
-    if key ~= '' then redis.call('HSET', KEYS[1], marker, verdict) end
-  end
-  admitted[#admitted + 1] = tonumber(verdict)
-end
-redis.call('EXPIRE', KEYS[1], 2)
-return admitted
-"""
-
 
 @dataclass(slots=True)
 class _TokenSecond:
@@ -84,7 +62,6 @@ class GatewayLimits:
         self._redis = redis
         self._settings = settings
         self._acquire = redis.register_script(_ACQUIRE)
-        self._attempts = redis.register_script(_ATTEMPTS)
         self._count_events = redis.register_script(_COUNT_EVENTS)
         self._seconds: dict[str, _TokenSecond] = {}
         self._pruned_at = 0
@@ -167,22 +144,6 @@ class GatewayLimits:
                             pipe.zadd(key, dict.fromkeys(sockets, until), xx=True)
                             pipe.pexpire(key, _LEASE_MS)
                     await pipe.execute()
-
-    async def refuse_claims(
-        self, room: str, attempts: Sequence[tuple[str, str | None]]
-    ) -> list[RateLimited | None]:
-        """Per claim attempt (its user and idempotency key), RateLimited when the user is past
-        the claim attempts per second, else None: one Redis call for the whole batch."""
-        limit = self._settings.claims_per_user_per_s
-        if limit <= 0 or not attempts:
-            return [None] * len(attempts)
-        args: list[str | int] = [limit]
-        for user, idempotency_key in attempts:
-            args += (user, idempotency_key or "")
-        key = RoomKeys(room).claim_attempts(int(time.time()))
-        admitted: list[int] = await self._attempts(keys=[key], args=args)
-        detail = f"a viewer may attempt {limit} claims per second"
-        return [None if ok else RateLimited(detail) for ok in admitted]
 
     async def close(self) -> None:
         if self._renewer is not None:
