@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from sqlalchemy import func, select, update
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from livectl.coupons.models import CouponClaim, CouponDrop, CouponTemplate
 from livectl.coupons.rules import ClaimRecord, Redemption
+from livectl.store.bulk import insert_new_rows
 
 
 async def add(session: AsyncSession, row: CouponTemplate | CouponDrop) -> None:
@@ -66,29 +66,44 @@ async def record_end(session: AsyncSession, drop_id: str, reason: str, at: int) 
     )
 
 
+# The ledger columns a claim fills when granted; redemption fills the rest later.
+_CLAIM_COLUMNS = (
+    "claim_id",
+    "drop_id",
+    "room_id",
+    "ordinal",
+    "quantity",
+    "user_id",
+    "user_ordinal",
+    "per_user",
+    "code",
+    "idempotency_key",
+    "claimed_at",
+    "expires_at",
+)
+
+
 async def insert_claims(session: AsyncSession, room_id: str, claims: Sequence[ClaimRecord]) -> None:
-    if not claims:
-        return
-    rows = [
-        {
-            "claim_id": c.claim_id,
-            "drop_id": c.drop_id,
-            "room_id": room_id,
-            "ordinal": c.ordinal,
-            "quantity": c.quantity,
-            "user_id": c.user_id,
-            "user_ordinal": c.user_ordinal,
-            "per_user": c.per_user,
-            "code": c.code,
-            "idempotency_key": c.idempotency_key,
-            "claimed_at": c.claimed_at,
-            "expires_at": c.expires_at,
-        }
-        for c in claims
-    ]
     # A redelivered outbox entry inserts nothing twice; a claim colliding with another on its
     # ordinal or user_ordinal is refused by the unique constraints without failing the rest.
-    await session.execute(insert(CouponClaim).on_conflict_do_nothing(), rows)
+    records = [
+        (
+            c.claim_id,
+            c.drop_id,
+            room_id,
+            c.ordinal,
+            c.quantity,
+            c.user_id,
+            c.user_ordinal,
+            c.per_user,
+            c.code,
+            c.idempotency_key,
+            c.claimed_at,
+            c.expires_at,
+        )
+        for c in claims
+    ]
+    await insert_new_rows(session, CouponClaim, _CLAIM_COLUMNS, records)
 
 
 async def record_redemptions(session: AsyncSession, redemptions: Sequence[Redemption]) -> None:
