@@ -5,7 +5,11 @@ does any work; the gateway's CPU above it is livectl's."""
 
 from __future__ import annotations
 
+import argparse
+
 from starlette.types import Receive, Scope, Send
+
+from livectl.serving import serve
 
 ACK = '{"type":"ack","accepted":1,"duplicates":0,"rejected":[]}'
 
@@ -19,3 +23,21 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
         await send({"type": "websocket.accept"})
         while (await receive())["type"] == "websocket.receive":
             await send({"type": "websocket.send", "text": ACK})
+
+
+def main() -> int:
+    """``python -m loadtest.floor_app --processes N --host H --port P``: served as
+    ``livectl api`` serves the gateway (a socket per process, websockets-sansio)."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--processes", type=int, default=1)
+    parser.add_argument("--host", required=True)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--log-level", default="warning")
+    args = parser.parse_args()
+    options = {"app": "loadtest.floor_app:app", "host": args.host, "port": args.port}
+    options |= {"ws": "websockets-sansio", "access_log": False, "log_level": args.log_level}
+    return serve(options, args.processes)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -259,11 +259,17 @@ def gateway(env: dict[str, str], processes: int, log_dir: Path) -> Iterator[Gate
 
 @contextmanager
 def floor_server(env: dict[str, str], processes: int, log_dir: Path) -> Iterator[Gateway]:
-    """``loadtest.floor_app`` under uvicorn configured as ``livectl api`` runs it (N processes,
-    websockets-sansio, uvloop and httptools where installed), on the environment's port."""
-    args = ["loadtest.floor_app:app", "--workers", str(processes), "--ws", "websockets-sansio"]
-    args += ["--host", env["LIVECTL_HOST"], "--port", env["LIVECTL_PORT"], "--no-access-log"]
-    child = Child(f"floor-{processes}p", args, env, log_dir, module="uvicorn")
+    """``loadtest.floor_app`` served as ``livectl api`` serves the gateway (N processes, each on
+    its own socket, websockets-sansio, uvloop and httptools where installed), on the
+    environment's port."""
+    args = ["--processes", str(processes), "--host", env["LIVECTL_HOST"]]
+    child = Child(
+        f"floor-{processes}p",
+        [*args, "--port", env["LIVECTL_PORT"]],
+        env,
+        log_dir,
+        module="loadtest.floor_app",
+    )
     with _serving(child, processes, env) as running:
         yield running
 

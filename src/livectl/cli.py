@@ -84,26 +84,28 @@ def api(
     log_level: LogLevel = "info",
 ) -> None:
     """Run the gateway (HTTP and WebSocket)."""
-    import uvicorn
-
     from livectl.kit.logs import gateway_log_config
+    from livectl.serving import serve
 
     _logging(log_level)
     settings = Settings()
-    uvicorn.run(
-        "livectl.app:create_app",
-        factory=True,
-        host=host or settings.host,
-        port=port or settings.port,
-        workers=processes,
-        ws="websockets-sansio",
-        ws_max_size=settings.ws_protocol_max_bytes,
-        log_config=gateway_log_config(),
-        log_level=log_level,
-        access_log=False,
-        # Graceful shutdown must not wait on consoles that stay connected for hours.
-        timeout_graceful_shutdown=5,
+    status = serve(
+        {
+            "app": "livectl.app:create_app",
+            "factory": True,
+            "host": host or settings.host,
+            "port": port or settings.port,
+            "ws": "websockets-sansio",
+            "ws_max_size": settings.ws_protocol_max_bytes,
+            "log_config": gateway_log_config(),
+            "log_level": log_level,
+            "access_log": False,
+            # Graceful shutdown must not wait on consoles that stay connected for hours.
+            "timeout_graceful_shutdown": 5,
+        },
+        processes,
     )
+    raise typer.Exit(status)
 
 
 @app.command()

@@ -1,0 +1,87 @@
+"""``livectl api --processes N``: N gateway processes, each accepting on a socket of its own.
+
+uvicorn's own workers share one listening socket, and the process that wakes first accepts
+every connection waiting: 32 REST connections opened together all landed on one of two
+processes, which served them with one core while the other stayed idle. With SO_REUSEPORT each
+process listens on its own socket bound to the same port, and the kernel spreads new
+connections over them by their addresses.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import signal
+import socket
+from collections.abc import Sequence
+from multiprocessing.connection import wait
+from multiprocessing.process import BaseProcess
+from types import FrameType
+from typing import Any
+
+import uvicorn
+
+log = logging.getLogger("livectl.api")
+
+_STOP_GRACE_S = 10.0
+
+
+def serve(options: dict[str, Any], processes: int) -> int:
+    """Serve the app ``uvicorn.run`` would with ``options`` until stopped; the exit status. A
+    process that dies stops the others too: the gateway is restarted whole by what runs it
+    (``livectl up``, a container's restart policy), and consoles resume with ``since``."""
+    if processes == 1:
+        uvicorn.run(**options)
+        return 0
+    if not hasattr(socket, "SO_REUSEPORT"):  # Windows: uvicorn's workers on one shared socket
+        uvicorn.run(**options, workers=processes)
+        return 0
+    context = multiprocessing.get_context("spawn")
+    children = [
+        context.Process(target=_serve_one, args=(options,), name=f"gateway-{n}")
+        for n in range(1, processes + 1)
+    ]
+    stopping = False
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    failed: list[BaseProcess] = []
+    try:
+        for child in children:
+            child.start()
+        while not stopping and all(child.is_alive() for child in children):
+            wait([child.sentinel for child in children], timeout=0.5)
+        failed = [child for child in children if not child.is_alive()]
+        for dead in failed:
+            log.error("gateway process %s exited with %s", dead.pid, dead.exitcode)
+    finally:
+        _stop(children)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return 1 if failed and not stopping else 0
+
+
+def _serve_one(options: dict[str, Any]) -> None:
+    config = uvicorn.Config(**options)
+    family, kind, proto, _, address = socket.getaddrinfo(
+        config.host, config.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )[0]
+    listener = socket.socket(family, kind, proto)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    listener.bind(address)
+    uvicorn.Server(config).run(sockets=[listener])
+
+
+def _stop(children: Sequence[BaseProcess]) -> None:
+    for child in children:
+        if child.is_alive():
+            child.terminate()  # SIGTERM: uvicorn shuts down gracefully
+    for child in children:
+        child.join(_STOP_GRACE_S)
+        if child.is_alive():
+            child.kill()
+            child.join()
