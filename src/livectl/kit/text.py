@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from importlib.resources import files
 
 # Unicode categories kept as word characters: letters and digits. Everything else (spaces,
@@ -64,6 +64,10 @@ def _fold_table() -> _Fold:
     return _Fold(simplified)
 
 
+# A worker process normalises each chat once per consumer group that reads text (opinion,
+# ranking, rules, giveaways), and a live repeats itself (扣1, 想要, the same question): the
+# answer is kept for the most recent texts. Normalised is immutable, so sharing it is safe.
+@lru_cache(maxsize=8192)
 def normalise(raw: str) -> Normalised:
     words = raw.translate(_fold_table())
     # Most messages repeat nothing; searching first is cheaper than always substituting.
