@@ -177,19 +177,7 @@ def claim_client(load: Load) -> dict[str, Any]:
 async def _claim_client(load: Load) -> dict[str, Any]:
     tally = _Tally(load)
     claimers = [_Claimer(tally) for _ in range(load.connections)]
-    clients: list[wire.HttpClient | wire.WsClient]
-    if load.rest:
-        clients = list(
-            await asyncio.gather(
-                *(wire.connect_http(load.host, load.port, c.on_response) for c in claimers)
-            )
-        )
-    else:
-        clients = list(
-            await pool.connect_all(
-                load.host, load.port, [load.path] * len(claimers), [c.on_frame for c in claimers]
-            )
-        )
+    clients = await pool.connect_each(load.host, load.port, load.path, claimers, rest=load.rest)
     for claimer, client in zip(claimers, clients, strict=True):
         claimer.write = client.send
     await pool.ready_then_go()

@@ -158,19 +158,7 @@ async def _ingest_load(load: IngestLoad) -> LoadResult:
         )
         for payload in (load.payloads[i % len(load.payloads)] for i in range(load.connections))
     ]
-    clients: list[wire.HttpClient | wire.WsClient]
-    if load.rest:
-        clients = list(
-            await asyncio.gather(
-                *(wire.connect_http(load.host, load.port, f.on_response) for f in feeders)
-            )
-        )
-    else:
-        clients = list(
-            await pool.connect_all(
-                load.host, load.port, [load.path] * load.connections, [f.on_frame for f in feeders]
-            )
-        )
+    clients = await pool.connect_each(load.host, load.port, load.path, feeders, rest=load.rest)
     for feeder, client in zip(feeders, clients, strict=True):
         feeder.write = client.send
         client.closed.add_done_callback(feeder.on_closed)

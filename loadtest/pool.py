@@ -16,7 +16,7 @@ from multiprocessing.pool import AsyncResult
 from multiprocessing.sharedctypes import Synchronized
 from multiprocessing.synchronize import Event as EventType
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from loadtest import wire
 
@@ -153,3 +153,23 @@ async def connect_all(
             return await wire.connect(host, port, path, handler, receive_buffer=receive_buffer)
 
     return list(await asyncio.gather(*(one(p, h) for p, h in zip(paths, handlers, strict=True))))
+
+
+class Answered(Protocol):
+    """What a load connection's answers go to: socket frames or HTTP responses."""
+
+    def on_frame(self, body: bytes) -> None: ...
+
+    def on_response(self, status: int, body: bytes) -> None: ...
+
+
+async def connect_each(
+    host: str, port: int, path: str, answered: Sequence[Answered], *, rest: bool
+) -> list[wire.HttpClient | wire.WsClient]:
+    """One connection for each: keep-alive HTTP (``rest``), else a socket on ``path``."""
+    if rest:
+        return list(
+            await asyncio.gather(*(wire.connect_http(host, port, a.on_response) for a in answered))
+        )
+    handlers = [a.on_frame for a in answered]
+    return list(await connect_all(host, port, [path] * len(answered), handlers))
