@@ -9,6 +9,7 @@ connections over them by their addresses.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
 import signal
@@ -54,14 +55,15 @@ def serve(options: dict[str, Any], processes: int) -> int:
             child.start()
         while not stopping and all(child.is_alive() for child in children):
             wait([child.sentinel for child in children], timeout=0.5)
-        failed = [child for child in children if not child.is_alive()]
-        for dead in failed:
-            log.error("gateway process %s exited with %s", dead.pid, dead.exitcode)
+        if not stopping:  # (on Ctrl-C the terminal signals the children too: they end first)
+            failed = [child for child in children if not child.is_alive()]
+            for dead in failed:
+                log.error("gateway process %s exited with %s", dead.pid, dead.exitcode)
     finally:
         _stop(children)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    return 1 if failed and not stopping else 0
+    return 1 if failed else 0
 
 
 def _serve_one(options: dict[str, Any]) -> None:
@@ -73,7 +75,10 @@ def _serve_one(options: dict[str, Any]) -> None:
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     listener.bind(address)
-    uvicorn.Server(config).run(sockets=[listener])
+    # Ctrl-C in a terminal signals every process of its group: uvicorn shuts down gracefully,
+    # then raises KeyboardInterrupt again, which would end the process with a traceback.
+    with contextlib.suppress(KeyboardInterrupt):
+        uvicorn.Server(config).run(sockets=[listener])
 
 
 def _stop(children: Sequence[BaseProcess]) -> None:
