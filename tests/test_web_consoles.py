@@ -1,12 +1,15 @@
 """The web consoles in a real browser (Debian's headless chromium, driven by Playwright) against
 a real gateway and worker: sign-in, live chat, pin, coupons, alerts, controller settings and a
-cut connection. Each view's screenshot is written to docs/screenshots/ for the README."""
+cut connection. Each view's screenshot is written to $LIVECTL_SCREENSHOTS_DIR (the README's
+are refreshed with LIVECTL_SCREENSHOTS_DIR=docs/screenshots, on a machine with CJK fonts), else
+to a scratch directory: a test run leaves the tracked files alone."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import re
+import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -30,7 +33,9 @@ from tests.test_bursts import COMPLAINTS
 from tests.test_console import seq_at_least
 from tests.test_opinion import send
 
-SCREENSHOTS = Path(__file__).parent.parent / "docs" / "screenshots"
+SCREENSHOTS = Path(
+    os.environ.get("LIVECTL_SCREENSHOTS_DIR") or Path(tempfile.gettempdir()) / "livectl-screenshots"
+)
 LAPTOP = ViewportSize(width=1280, height=800)
 TABLET = ViewportSize(width=1024, height=768)
 TEMPLATE = {
