@@ -1,8 +1,11 @@
-"""Coalescing claims: every claim that arrives within about a millisecond, from REST calls and
-claim sockets alike, is decided by one Lua call per room, and each caller gets its own answer.
+"""Coalescing claims: the claims that arrive while a room's last Lua call is out, from REST
+calls and claim sockets alike, are decided by the next single call, and each caller gets its own
+answer.
 
 One call per claim would cap a gateway process near the Redis round trips it can make; one
-call per batch decides thousands. Only in-flight requests are held here, never room state.
+call per batch decides thousands. A quiet room's claim goes out at once, with no window to wait
+out: batches grow only as fast as claims arrive during a round trip. Only in-flight requests are
+held here, never room state.
 """
 
 from __future__ import annotations
@@ -31,42 +34,31 @@ _MAX_BATCH = 2000
 
 
 class ClaimBatcher:
-    def __init__(
-        self, scripts: CouponScripts, *, attempts_per_user_per_s: int, window_s: float = 0.001
-    ) -> None:
+    def __init__(self, scripts: CouponScripts, *, attempts_per_user_per_s: int) -> None:
         self._scripts = scripts
         self._attempts_per_user_per_s = attempts_per_user_per_s
-        self._window_s = window_s
-        # Per room, the callers waiting for the next flush: their requests and one future each.
+        # Per room, the callers waiting for the next call: their requests and one future each.
         self._pending: dict[str, list[_Waiting]] = defaultdict(list)
-        self._flushing: set[asyncio.Task[None]] = set()
+        # Per room with claims out or waiting, the task that sends them, one call after another.
+        self._senders: dict[str, asyncio.Task[None]] = {}
 
     async def claim(self, room: str, requests: Sequence[ClaimRequest]) -> list[ClaimAnswer]:
-        loop = asyncio.get_running_loop()
-        waiting = _Waiting(requests, loop.create_future())
-        pending = self._pending[room]
-        if not pending:
-            loop.call_later(self._window_s, self._start_flush, room)
-        pending.append(waiting)
+        waiting = _Waiting(requests, asyncio.get_running_loop().create_future())
+        self._pending[room].append(waiting)
+        if room not in self._senders:
+            # The task's first step runs after the callbacks already due: the claims read from
+            # sockets in this same pass of the event loop go out with this one.
+            self._senders[room] = asyncio.create_task(self._send(room))
         return await waiting.answers
 
-    def _start_flush(self, room: str) -> None:
-        callers = self._pending.pop(room, [])
-        batch: list[_Waiting] = []
-        size = 0
-        for waiting in callers:
-            if batch and size + len(waiting.requests) > _MAX_BATCH:
-                self._spawn(room, batch)
-                batch, size = [], 0
-            batch.append(waiting)
-            size += len(waiting.requests)
-        if batch:
-            self._spawn(room, batch)
-
-    def _spawn(self, room: str, batch: list[_Waiting]) -> None:
-        task = asyncio.create_task(self._flush(room, batch))
-        self._flushing.add(task)
-        task.add_done_callback(self._flushing.discard)
+    async def _send(self, room: str) -> None:
+        try:
+            while callers := self._pending.pop(room, None):
+                await asyncio.gather(*(self._flush(room, batch) for batch in _batches(callers)))
+        finally:
+            # No await between the last empty look and this: a claim arriving later starts a
+            # new sender.
+            del self._senders[room]
 
     async def _flush(self, room: str, batch: list[_Waiting]) -> None:
         requests = [request for waiting in batch for request in waiting.requests]
@@ -95,8 +87,25 @@ class ClaimBatcher:
         return [claim_outcome(reply) for reply in replies]
 
     async def close(self) -> None:
-        if self._flushing:
-            await asyncio.gather(*self._flushing, return_exceptions=True)
+        if self._senders:
+            await asyncio.gather(*self._senders.values(), return_exceptions=True)
+
+
+def _batches(callers: list[_Waiting]) -> list[list[_Waiting]]:
+    """Callers in order, cut into batches of up to ``_MAX_BATCH`` claims (a caller's own frame is
+    never cut)."""
+    batches: list[list[_Waiting]] = []
+    batch: list[_Waiting] = []
+    size = 0
+    for waiting in callers:
+        if batch and size + len(waiting.requests) > _MAX_BATCH:
+            batches.append(batch)
+            batch, size = [], 0
+        batch.append(waiting)
+        size += len(waiting.requests)
+    if batch:
+        batches.append(batch)
+    return batches
 
 
 @dataclass(frozen=True, slots=True)
