@@ -41,9 +41,6 @@ class Settings(BaseSettings):
     # Room event streams are trimmed approximately to this many entries (one entry is one
     # accepted batch or flush, not one event), so memory stays bounded on a long live.
     events_stream_maxlen: int = 200_000
-    # The ingest flusher waits this long for more frames before appending, trading a
-    # millisecond of latency for far fewer Redis commands per event.
-    ingest_flush_ms: float = 1.0
 
     # Console history: a reconnecting console can resume from any message younger than
     # history_ms or among the last history_min messages; history_max bounds memory.
@@ -84,6 +81,10 @@ class Settings(BaseSettings):
     # Workers.
     worker_batch: int = 500
     worker_block_ms: int = 1000
+    # Groups that are not latency-bound (all but the console relay) read at most this often
+    # while a room's stream has no backlog, so a steady trickle of events reaches them in
+    # batches: each read, handler call and ack then carries many entries instead of one.
+    worker_linger_ms: int = 100
     reclaim_idle_ms: int = 30_000
     reclaim_every_ms: int = 5_000
     max_deliveries: int = 5

@@ -1,16 +1,18 @@
 """Appending accepted events to a room's stream: deduped, batched, one entry per flush.
 
 redis-py cannot issue much more than ~45k commands/s per process however it pipelines, so
-frames arriving within ``ingest_flush_ms`` of each other are merged and each room gets one
-Lua call per flush: it drops ids already seen in the dedupe window and appends the rest as a
-single stream entry (a JSON array that workers unpack). Deduping and appending in one script
-also means an id is never marked seen without its event being stored.
+frames that arrive while the last flush is out are merged into the next, and each room gets
+one Lua call per flush: it drops ids already seen in the dedupe window and appends the rest as
+a single stream entry (a JSON array that workers unpack). A frame that finds no flush out goes
+at once. Deduping and appending in one script also means an id is never marked seen without
+its event being stored.
 """
 
 from __future__ import annotations
 
 import asyncio
 import bisect
+from collections import deque
 from dataclasses import dataclass, field
 
 from redis.asyncio import Redis
@@ -92,44 +94,47 @@ class Appender:
         self._script = redis.register_script(_APPEND)
         self._pending: dict[str, _RoomBatch] = {}
         self._pending_bytes = 0
-        self._timer: asyncio.TimerHandle | None = None
-        self._flushes: set[asyncio.Task[None]] = set()
-        self._last_flush: asyncio.Task[None] | None = None
+        # Flushes cut at _FLUSH_BYTES that wait their turn, oldest first.
+        self._sealed: deque[dict[str, _RoomBatch]] = deque()
+        # The task sending flushes, one after another, while there are any.
+        self._sender: asyncio.Task[None] | None = None
 
     def submit(self, room: str, batch: ParsedBatch) -> asyncio.Future[int]:
         """Queue the batch for the next flush; the future says how many were duplicates.
         Batches are stored in the order they are submitted."""
-        loop = asyncio.get_running_loop()
-        waiter: asyncio.Future[int] = loop.create_future()
+        waiter: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         if not batch.events:
             waiter.set_result(0)
             return waiter
         self._pending.setdefault(room, _RoomBatch()).add(batch, waiter)
         self._pending_bytes += len(batch.payload)
         if self._pending_bytes >= _FLUSH_BYTES:
-            self._flush_now()
-        elif self._timer is None:
-            self._timer = loop.call_later(self._settings.ingest_flush_ms / 1000, self._flush_now)
+            self._seal()
+        if self._sender is None:
+            # Its first step runs after the callbacks already due: the frames read from sockets
+            # in this same pass of the event loop go out in this flush.
+            self._sender = asyncio.create_task(self._send())
         return waiter
 
-    def _flush_now(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        pending, self._pending, self._pending_bytes = self._pending, {}, 0
-        if pending:
-            task = asyncio.create_task(self._flush(pending, after=self._last_flush))
-            self._last_flush = task
-            self._flushes.add(task)
-            task.add_done_callback(self._flushes.discard)
+    def _seal(self) -> None:
+        if self._pending:
+            self._sealed.append(self._pending)
+            self._pending, self._pending_bytes = {}, 0
 
-    async def _flush(
-        self, pending: dict[str, _RoomBatch], *, after: asyncio.Task[None] | None
-    ) -> None:
+    async def _send(self) -> None:
         # One flush at a time, in order: a socket's frames are stored in the order they came
         # even though it no longer waits for one frame's ack before sending the next.
-        if after is not None and not after.done():
-            await asyncio.wait([after])
+        try:
+            while True:
+                self._seal()
+                if not self._sealed:
+                    return
+                await self._flush(self._sealed.popleft())
+        finally:
+            # No await between the last empty look and this: a later frame starts a new sender.
+            self._sender = None
+
+    async def _flush(self, pending: dict[str, _RoomBatch]) -> None:
         window = self._settings.dedupe_window_ms
         bucket = now_ms() // window
         calls: list[ScriptCall] = []
@@ -159,9 +164,8 @@ class Appender:
                 batch.settle(parse_indexes(result[1]))
 
     async def close(self) -> None:
-        self._flush_now()
-        if self._flushes:
-            await asyncio.gather(*self._flushes, return_exceptions=True)
+        if self._sender is not None:
+            await asyncio.gather(self._sender, return_exceptions=True)
 
 
 def parse_indexes(csv: bytes | str) -> list[int]:
