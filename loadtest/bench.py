@@ -506,12 +506,22 @@ def _wait_for_groups(redis: Redis, stream: str, workers: Sequence[Child]) -> Non
     raise TimeoutError("the worker did not start following the latency room")
 
 
+def delivered_lag_ms(stream_info: dict[str, Any], group: dict[str, Any]) -> int:
+    """How far behind the stream's newest entry a group's deliveries are, in ms. A group that
+    has delivered nothing yet is behind by everything the stream holds."""
+    head = entry_ms(codec.text(stream_info["last-generated-id"]))
+    delivered = codec.text(group["last-delivered-id"])
+    if delivered == "0-0":
+        first = stream_info["first-entry"]
+        return head - entry_ms(codec.text(first[0])) if first else 0
+    return max(0, head - entry_ms(delivered))
+
+
 def _group_lag(redis: Redis, stream: str) -> Iterator[tuple[str, int, int]]:
     """(group, ms between the stream's newest entry and the group's last delivered, pending)."""
-    head = entry_ms(codec.text(redis.xinfo_stream(stream)["last-generated-id"]))
+    info = redis.xinfo_stream(stream)
     for group in redis.xinfo_groups(stream):
-        delivered = entry_ms(codec.text(group["last-delivered-id"]))
-        yield codec.text(group["name"]), max(0, head - delivered), int(group["pending"])
+        yield codec.text(group["name"]), delivered_lag_ms(info, group), int(group["pending"])
 
 
 def _sample_lag_until(

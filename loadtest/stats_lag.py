@@ -31,7 +31,7 @@ from livectl.bus.keys import RoomKeys
 from livectl.ingest.entries import entry_ms
 from livectl.kit import codec
 from loadtest import load, report
-from loadtest.bench import CpuWatch, chat_event
+from loadtest.bench import CpuWatch, chat_event, delivered_lag_ms
 from loadtest.load import LoadResult, Window
 from loadtest.pool import ClientPool
 from loadtest.stack import (
@@ -86,11 +86,11 @@ def room_lag(redis: Redis, room: str, now_ms: int) -> dict[str, tuple[int, int, 
     stream = RoomKeys(room).events
     if not redis.exists(stream):
         return {}
-    head = entry_ms(codec.text(redis.xinfo_stream(stream)["last-generated-id"]))
+    info = redis.xinfo_stream(stream)
     lags = {}
     for group in redis.xinfo_groups(stream):
         name = codec.text(group["name"])
-        delivered = max(0, head - entry_ms(codec.text(group["last-delivered-id"])))
+        delivered = delivered_lag_ms(info, group)
         pending = int(group["pending"])
         oldest = 0
         if pending:

@@ -93,6 +93,7 @@ async def run_workers(settings: Settings, groups: Sequence[str], stop: asyncio.E
                 name=name,
                 stream_of=STREAMS.get(group, events_stream),
                 ordered=group in ORDERED_GROUPS,
+                linger_ms=0 if group in LATENCY_GROUPS else settings.worker_linger_ms,
             )
             for group in groups
         ]
