@@ -49,6 +49,17 @@ def _codes(answers: list[ClaimAnswer]) -> list[str]:
     return [answer.code for answer in answers if isinstance(answer, ClaimOut)]
 
 
+async def _a_call_out(user: str) -> tuple[_Script, ClaimBatcher, asyncio.Task[list[ClaimAnswer]]]:
+    """A batcher whose script holds its first call, for room "r" and ``user``, once it is out."""
+    script = _Script()
+    batcher = _batcher(script)
+    script.hold.clear()
+    first = asyncio.create_task(batcher.claim("r", _frame(user)))
+    await asyncio.sleep(0.01)
+    assert script.calls == [[user]]
+    return script, batcher, first
+
+
 async def test_a_lone_claim_goes_out_at_once() -> None:
     script = _Script()
     answers = await asyncio.wait_for(_batcher(script).claim("r", _frame("u1")), 1)
@@ -57,12 +68,7 @@ async def test_a_lone_claim_goes_out_at_once() -> None:
 
 
 async def test_claims_arriving_during_a_call_share_the_next_one() -> None:
-    script = _Script()
-    batcher = _batcher(script)
-    script.hold.clear()
-    first = asyncio.create_task(batcher.claim("r", _frame("u1")))
-    await asyncio.sleep(0.01)
-    assert script.calls == [["u1"]]
+    script, batcher, first = await _a_call_out("u1")
     later = [asyncio.create_task(batcher.claim("r", _frame(f"u{i}"))) for i in range(2, 6)]
     frame = asyncio.create_task(batcher.claim("r", _frame("u6", "u7")))
     await asyncio.sleep(0.01)
@@ -75,10 +81,7 @@ async def test_claims_arriving_during_a_call_share_the_next_one() -> None:
 
 
 async def test_rooms_do_not_wait_for_each_other() -> None:
-    script = _Script()
-    batcher = _batcher(script)
-    script.hold.clear()
-    held = asyncio.create_task(batcher.claim("r", _frame("u1")))
+    script, batcher, held = await _a_call_out("u1")
     other = asyncio.create_task(batcher.claim("s", _frame("u2")))
     await asyncio.sleep(0.01)
     assert script.calls == [["u1"], ["u2"]]
@@ -87,11 +90,7 @@ async def test_rooms_do_not_wait_for_each_other() -> None:
 
 
 async def test_a_big_backlog_is_cut_between_frames_never_inside_one() -> None:
-    script = _Script()
-    batcher = _batcher(script)
-    script.hold.clear()
-    first = asyncio.create_task(batcher.claim("r", _frame("u0")))
-    await asyncio.sleep(0.01)
+    script, batcher, first = await _a_call_out("u0")
     frames = [[f"f{f}-{i}" for i in range(900)] for f in range(3)]
     waiting = [asyncio.create_task(batcher.claim("r", _frame(*users))) for users in frames]
     await asyncio.sleep(0.01)
