@@ -174,6 +174,59 @@ async def test_a_poison_entry_is_dead_lettered_and_the_rest_flow(stack: Stack) -
     await client.aclose()
 
 
+async def test_a_lingering_group_takes_a_trickle_in_one_batch_and_stops_at_once(
+    stack: Stack,
+) -> None:
+    """A bulk group reads a room with no backlog at most every linger: the entries that land
+    meanwhile come as one batch. A stop does not wait the linger out."""
+    settings = consumer_settings(stack, worker_block_ms=100)
+    client = Redis.from_url(settings.redis_url or "")
+    room = unique("linger")
+    stream = RoomKeys(room).events
+    await client.xadd(stream, {"e": codec.dumps([chat("0")])})
+    await client.sadd(ROOMS, room)
+    batches: list[list[str]] = []
+
+    async def handler(_: str, entries: Any) -> None:
+        batches.append([codec.loads(entry.fields[b"e"])[0]["text"] for entry in entries])
+
+    async def batches_read(count: int) -> bool:
+        return len(batches) == count
+
+    stop = asyncio.Event()
+    consumer = StreamConsumer(
+        client, settings, group="bulk", handler=handler, name="b1", linger_ms=60_000
+    )
+    task = asyncio.create_task(consumer.run(stop))
+    try:
+        await wait_for(lambda: batches_read(1))
+        for n in range(1, 5):  # a trickle, while the group lingers
+            await client.xadd(stream, {"e": codec.dumps([chat(str(n))])})
+        await asyncio.sleep(0.5)
+        assert batches == [["0"]]  # nothing read during the linger
+        stop.set()
+        await asyncio.wait_for(task, 5)  # not after the 60 s linger
+    finally:
+        stop.set()
+        await task
+    # The next consumer of the group (another process, a restart) gets the trickle in one read.
+    stop = asyncio.Event()
+    task = asyncio.create_task(
+        StreamConsumer(
+            client, settings, group="bulk", handler=handler, name="b2", linger_ms=60_000
+        ).run(stop)
+    )
+    try:
+        await wait_for(lambda: batches_read(2))
+    finally:
+        stop.set()
+        await task
+    assert batches == [["0"], ["1", "2", "3", "4"]]
+    await client.delete(stream)
+    await client.srem(ROOMS, room)
+    await client.aclose()
+
+
 async def test_an_ordered_consumer_stopping_cleanly_hands_its_room_on_at_once(
     stack: Stack,
 ) -> None:
