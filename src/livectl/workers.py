@@ -69,8 +69,9 @@ SUPERVISORS: dict[str, list[Callable[[Resources], Callable[[asyncio.Event], Awai
     GIVEAWAYS: [lambda resources: GiveawayRecovery(resources).run],
 }
 
-# Latency-bound: `livectl up` gives it a process of its own, so a chat never waits for the
-# bulk work (archive, stats, ranking, opinion) of the same batch.
+# Latency-bound: read as soon as entries land (the others linger), and `livectl up` gives them
+# a process of their own, so a chat never waits for the bulk work (archive, stats, ranking,
+# opinion) of the same batch.
 LATENCY_GROUPS = (CONSOLE_RELAY,)
 
 # Groups whose effects a user sees in stream order (chat on the console): one consumer at a
