@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -21,6 +20,7 @@ from livectl.giveaways.endpoints import router as giveaways_router
 from livectl.health import router as health_router
 from livectl.ingest.endpoints import router as ingest_router
 from livectl.ingest.service import IngestService
+from livectl.kit.heap import freeze_startup_heap
 from livectl.limits.service import GatewayLimits
 from livectl.moderation.endpoints import router as moderation_router
 from livectl.openapi import document_errors
@@ -49,10 +49,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 CouponScripts(resources.redis),
                 attempts_per_user_per_s=settings.claims_per_user_per_s,
             )
-            # Everything made so far lives as long as the process: keep it out of the cyclic
-            # collector's full passes, whose pauses grow with the heap and land on p99.
-            gc.collect()
-            gc.freeze()
+            freeze_startup_heap()
             try:
                 yield
             finally:

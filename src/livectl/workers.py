@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 
@@ -21,6 +20,7 @@ from livectl.coupons.worker import CouponEvents, CouponReconciler, CouponTicker,
 from livectl.giveaways.service import GiveawayService
 from livectl.giveaways.worker import GROUP as GIVEAWAYS
 from livectl.giveaways.worker import GiveawayEntries, GiveawayRecovery
+from livectl.kit.heap import freeze_startup_heap
 from livectl.opinion.worker import GROUP as OPINION
 from livectl.opinion.worker import OpinionTick, OpinionWorker
 from livectl.ranking.service import RankingService
@@ -36,12 +36,13 @@ from livectl.stats.worker import StatsWorker
 log = logging.getLogger("livectl.worker")
 
 # Net container allocations between two passes of the cyclic collector over its young
-# generation (CPython's default: 700). A worker holds the parsed events of up to 16 entries of
-# 1,000 at once; at the default a pass ran every few hundred of them, walked the ones still
-# alive and moved them to the older generations, whose passes walked them again. Stats and
-# ranking handled 130,000-148,000 events per worker CPU-second at the default and
-# 190,000-203,000 at 100,000 (stats-lag bench, interleaved runs). Parsed events are freed by
-# reference counting; this only delays looking for cycles.
+# generation (CPython's default: 700, which the gateway keeps: see docs/performance.md). A
+# worker holds the parsed events of up to 16 entries of 1,000 at once; at the default a pass
+# ran every few hundred of them, walked the ones still alive and moved them to the older
+# generations, whose passes walked them again. Stats and ranking handled 130,000-148,000
+# events per worker CPU-second at the default and 190,000-203,000 at 100,000 (stats-lag
+# bench, interleaved runs). Parsed events are freed by reference counting; this only delays
+# looking for cycles.
 _YOUNG_CONTAINERS = 100_000
 
 # Each concern is a consumer group over every room's event stream.
@@ -118,11 +119,7 @@ async def run_workers(settings: Settings, groups: Sequence[str], stop: asyncio.E
             holder=name,
         )
         supervisors = [make(resources) for group in groups for make in SUPERVISORS.get(group, [])]
-        # What was made so far lives as long as the process: out of the collector's passes.
-        gc.collect()
-        gc.freeze()
-        _, middle, old = gc.get_threshold()
-        gc.set_threshold(_YOUNG_CONTAINERS, middle, old)
+        freeze_startup_heap(young_containers=_YOUNG_CONTAINERS)
         log.info("worker %s running %s", name, ", ".join(groups))
         await asyncio.gather(
             *(consumer.run(stop) for consumer in consumers),
