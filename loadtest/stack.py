@@ -263,14 +263,9 @@ def floor_server(env: dict[str, str], processes: int, log_dir: Path) -> Iterator
     """``loadtest.floor_app`` served as ``livectl api`` serves the gateway (N processes, each on
     its own socket, websockets-sansio, uvloop and httptools where installed), on the
     environment's port."""
-    args = ["--processes", str(processes), "--host", env["LIVECTL_HOST"]]
-    child = Child(
-        f"floor-{processes}p",
-        [*args, "--port", env["LIVECTL_PORT"]],
-        env,
-        log_dir,
-        module="loadtest.floor_app",
-    )
+    args = ["--processes", str(processes)]
+    args += ["--host", env["LIVECTL_HOST"], "--port", env["LIVECTL_PORT"]]
+    child = Child(f"floor-{processes}p", args, env, log_dir, module="loadtest.floor_app")
     with _serving(child, processes, env) as running:
         yield running
 
