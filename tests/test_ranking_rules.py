@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from collections import Counter
 from typing import Any
 
 from hypothesis import given
@@ -15,7 +16,6 @@ from livectl.ranking.rules import (
     ProductSpec,
     count_buckets,
     entry_signals,
-    event_signals,
     rank,
 )
 from livectl.ranking.schemas import Weights
@@ -75,12 +75,17 @@ def test_purchase_intent_counts_only_with_a_product_named() -> None:
     assert not MATCHER.match("多少钱").intent
 
 
+def signals_of(events: list[dict[str, Any]]) -> tuple[Counter[str], Counter[str]]:
+    effect = entry_effect(events, MATCHER)
+    return entry_signals(effect.totals, effect.intents)
+
+
 def test_events_give_signals_for_their_product() -> None:
     chat = {"type": "chat", "text": "坚果想要", "user": {"id": "u"}}
-    assert sorted(event_signals(chat, MATCHER)) == [("sku-3", "intent"), ("sku-3", "mention")]
+    assert signals_of([chat]) == ({"sku-3:intent": 1, "sku-3:mention": 1}, {})
     cart = {"type": "cart", "product_id": "sku-1", "user": {"id": "u"}}
-    assert event_signals(cart, MATCHER) == [("sku-1", "cart")]
-    assert event_signals({"type": "like", "count": 5, "user": {"id": "u"}}, MATCHER) == []
+    assert signals_of([cart]) == ({"sku-1:cart": 1}, {})
+    assert signals_of([{"type": "like", "count": 5, "user": {"id": "u"}}]) == ({}, {})
 
 
 def test_an_entry_adds_signals_and_units_sold_for_the_room_products_only() -> None:
@@ -96,7 +101,7 @@ def test_an_entry_adds_signals_and_units_sold_for_the_room_products_only() -> No
             "order": {"id": "o", "quantity": 3, "amount": 1},
         },
     ]
-    signals, sold = entry_signals(events, MATCHER, {"sku-1", "sku-2", "sku-3"})
+    signals, sold = signals_of(events)
     assert signals == {
         "sku-3:mention": 2,
         "sku-3:intent": 1,
@@ -104,6 +109,38 @@ def test_an_entry_adds_signals_and_units_sold_for_the_room_products_only() -> No
         "sku-1:order": 1,
     }
     assert sold == {"sku-1": 3}
+
+
+shopper_events = st.fixed_dictionaries(
+    {
+        "type": st.sampled_from(["chat", "click", "cart", "order", "like"]),
+        "user": st.just({"id": "a"}),
+        "product_id": st.sampled_from(["sku-1", "sku-3", "made-up"]),
+        "text": st.sampled_from(["口红", "1号链接多少钱", "坚果和口红都想要", "hello", "多少钱"]),
+        "order": st.fixed_dictionaries(
+            {"id": st.just("o"), "quantity": st.integers(1, 9), "amount": st.integers(0, 10**6)}
+        ),
+    }
+)
+
+
+@given(st.lists(shopper_events, max_size=40))
+def test_entry_signals_are_each_event_signal_added_up(events: list[dict[str, Any]]) -> None:
+    expected: Counter[str] = Counter()
+    sold: Counter[str] = Counter()
+    products = {p.id for p in PRODUCTS}
+    for event in events:
+        kind = event["type"]
+        if kind == "chat":
+            mention = MATCHER.match(event["text"])
+            for product_id in mention.product_ids:
+                expected[f"{product_id}:mention"] += 1
+                expected[f"{product_id}:intent"] += mention.intent
+        elif kind in ("click", "cart", "order") and event["product_id"] in products:
+            expected[f"{event['product_id']}:{kind}"] += 1
+            if kind == "order":
+                sold[event["product_id"]] += event["order"]["quantity"]
+    assert signals_of(events) == (+expected, sold)
 
 
 def test_signals_decay_and_split_by_minute() -> None:
@@ -254,7 +291,7 @@ def test_an_entry_effect_counts_exactly_what_was_sent() -> None:
         {"type": "share", "user": user("c")},
         {"type": "click", "product_id": "made-up", "user": user("c")},
     ]
-    effect = entry_effect(events, MATCHER, {"sku-1", "sku-2", "sku-3"})
+    effect = entry_effect(events, MATCHER)
     assert effect.totals == {
         "views": 1,
         "comments": 1,
@@ -329,7 +366,7 @@ viewer_events = st.fixed_dictionaries(
 
 @given(st.lists(viewer_events, max_size=60))
 def test_entry_effects_add_up_to_the_events(events: list[dict[str, Any]]) -> None:
-    effect = entry_effect(events, MATCHER, {"sku-1"})
+    effect = entry_effect(events, MATCHER)
     kinds = [e["type"] for e in events]
     orders = [e["order"] for e in events if e["type"] == "order"]
     assert effect.totals["comments"] == kinds.count("chat")

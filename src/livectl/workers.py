@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 
 from livectl.archive.worker import GROUP as ARCHIVE
 from livectl.archive.worker import Archiver
@@ -29,6 +30,7 @@ from livectl.ranking.worker import RankingWorker
 from livectl.resources import Resources, open_resources
 from livectl.rules.worker import GROUP as RULES
 from livectl.rules.worker import RulesTick, RulesWorker
+from livectl.stats.counting import EntryCounts
 from livectl.stats.service import StatsService
 from livectl.stats.worker import GROUP as STATS
 from livectl.stats.worker import StatsWorker
@@ -45,18 +47,30 @@ log = logging.getLogger("livectl.worker")
 # looking for cycles.
 _YOUNG_CONTAINERS = 100_000
 
+
+@dataclass(frozen=True, slots=True)
+class WorkerProcess:
+    """What the consumer groups of one process share."""
+
+    resources: Resources
+    # Stats and ranking count each entry once between them when both run here.
+    counts: EntryCounts
+
+
 # Each concern is a consumer group over every room's event stream.
-CONCERNS: dict[str, Callable[[Resources], Handler]] = {
-    ARCHIVE: lambda resources: Archiver(resources.sessionmaker).handle,
-    CONSOLE_RELAY: lambda resources: ConsoleRelay(resources).handle,
-    STATS: lambda resources: StatsWorker(resources).handle,
-    RANKING: lambda resources: RankingWorker(resources).handle,
-    COUPON_EVENTS: lambda resources: CouponEvents(resources).handle,
-    COUPON_LEDGER: lambda resources: LedgerWriter(resources).handle,
-    OPINION: lambda resources: OpinionWorker(resources).handle,
-    RULES: lambda resources: RulesWorker(resources).handle,
-    GIVEAWAYS: lambda resources: GiveawayEntries(resources).handle,
+CONCERNS: dict[str, Callable[[WorkerProcess], Handler]] = {
+    ARCHIVE: lambda process: Archiver(process.resources.sessionmaker).handle,
+    CONSOLE_RELAY: lambda process: ConsoleRelay(process.resources).handle,
+    STATS: lambda process: StatsWorker(process.resources, process.counts).handle,
+    RANKING: lambda process: RankingWorker(process.resources, process.counts).handle,
+    COUPON_EVENTS: lambda process: CouponEvents(process.resources).handle,
+    COUPON_LEDGER: lambda process: LedgerWriter(process.resources).handle,
+    OPINION: lambda process: OpinionWorker(process.resources).handle,
+    RULES: lambda process: RulesWorker(process.resources).handle,
+    GIVEAWAYS: lambda process: GiveawayEntries(process.resources).handle,
 }
+# The groups that count each entry's effect on the room's figures (see stats/counting).
+COUNTING_GROUPS = frozenset({STATS, RANKING})
 
 # Groups that follow another stream of each room than its events.
 STREAMS: dict[str, StreamOf] = {
@@ -96,12 +110,13 @@ async def run_workers(settings: Settings, groups: Sequence[str], stop: asyncio.E
         raise ValueError(f"unknown worker groups {sorted(unknown)}; known: {sorted(CONCERNS)}")
     async with open_resources(settings) as resources:
         name = consumer_name()
+        process = WorkerProcess(resources, EntryCounts(sharers=len(COUNTING_GROUPS & {*groups})))
         consumers = [
             StreamConsumer(
                 resources.redis,
                 settings,
                 group=group,
-                handler=CONCERNS[group](resources),
+                handler=CONCERNS[group](process),
                 name=name,
                 stream_of=STREAMS.get(group, events_stream),
                 ordered=group in ORDERED_GROUPS,

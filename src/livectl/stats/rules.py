@@ -4,7 +4,7 @@ console shows from the counters read back in one call."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Container, Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +31,8 @@ class EntryEffect:
     # ("p", user): present (entered or did anything); ("l", user): left. In order, with
     # repeats of the same user's state collapsed.
     presence: list[tuple[str, str]] = field(default_factory=list)
+    # Per product, chats naming it with purchase intent (for ranking; not a figure of its own).
+    intents: Counter[str] = field(default_factory=Counter)
 
     def wire(self) -> dict[str, Any]:
         # Amounts as strings: Lua holds numbers as doubles, inexact past 2**53 and handed to
@@ -38,69 +40,86 @@ class EntryEffect:
         return {
             "t": {name: str(n) for name, n in self.totals.items()},
             "w": {name: str(n) for name, n in self.window.items()},
-            "u": sorted(self.viewers),
-            "n": sorted(self.new_viewers),
-            "f": sorted(self.fans),
+            "u": list(self.viewers),
+            "n": list(self.new_viewers),
+            "f": list(self.fans),
             "p": [part for step in self.presence for part in step],
         }
 
 
-def _count(effect: EntryEffect, name: str, n: int) -> None:
-    effect.totals[name] += n
-    if name in WINDOW_METRICS:
-        effect.window[name] += n
+def entry_effect(events: Sequence[Mapping[str, Any]], matcher: MentionMatcher) -> EntryEffect:
+    """Per-product figures only for the room's own products (the matcher's), so an ingest
+    client naming made-up products cannot grow the room's counters without bound.
 
-
-def entry_effect(
-    events: Iterable[Mapping[str, Any]], matcher: MentionMatcher, products: Container[str]
-) -> EntryEffect:
+    This runs for every event a room gets: the plain figures are summed in locals and the
+    helpers loop over the events themselves, as per-event calls and counter updates were
+    most of its cost."""
     effect = EntryEffect()
+    _note_viewers(effect, events)
+    _count_events(effect, events, matcher)
+    return effect
+
+
+def _note_viewers(effect: EntryEffect, events: Sequence[Mapping[str, Any]]) -> None:
+    viewers, new_viewers, fans = effect.viewers, effect.new_viewers, effect.fans
+    presence = effect.presence
     last_state: dict[str, str] = {}
     for event in events:
         user = event["user"]
         user_id = user["id"]
-        effect.viewers.add(user_id)
+        viewers.add(user_id)
         if user.get("new"):
-            effect.new_viewers.add(user_id)
+            new_viewers.add(user_id)
         if user.get("fan"):
-            effect.fans.add(user_id)
+            fans.add(user_id)
         state = "l" if event["type"] == "leave" else "p"
         if last_state.get(user_id) != state:
             last_state[user_id] = state
-            effect.presence.append((state, user_id))
-        _count_event(effect, event, matcher, products)
-    return effect
+            presence.append((state, user_id))
 
 
-def _count_event(
-    effect: EntryEffect, event: Mapping[str, Any], matcher: MentionMatcher, products: Container[str]
+def _count_events(
+    effect: EntryEffect, events: Sequence[Mapping[str, Any]], matcher: MentionMatcher
 ) -> None:
-    """Per-product figures only for the room's own products, so an ingest client naming
-    made-up products cannot grow the room's counters without bound."""
-    kind = event["type"]
-    product_id = event.get("product_id")
-    known = product_id in products
-    if kind == "chat":
-        _count(effect, "comments", 1)
-        for mentioned in matcher.match(event["text"]).product_ids:
-            effect.totals[f"mentions:{mentioned}"] += 1
-    elif kind == "like":
-        _count(effect, "likes", event.get("count") or 1)
-    elif kind == "enter":
-        _count(effect, "views", 1)
-    elif kind in ("follow", "share"):
-        _count(effect, f"{kind}s", 1)
-    elif kind in ("click", "cart") and known:
-        effect.totals[f"{kind}s:{product_id}"] += 1
-    elif kind == "order":
-        amount, quantity = event["order"]["amount"], event["order"]["quantity"]
-        _count(effect, "orders", 1)
-        _count(effect, "gmv", amount)
-        effect.totals["items"] += quantity
-        if known:
-            effect.totals[f"orders:{product_id}"] += 1
-            effect.totals[f"quantity:{product_id}"] += quantity
-            effect.totals[f"gmv:{product_id}"] += amount
+    products = matcher.product_ids
+    totals, intents = effect.totals, effect.intents
+    kinds: Counter[str] = Counter()
+    likes = gmv = items = 0
+    for event in events:
+        kind = event["type"]
+        kinds[kind] += 1
+        if kind == "chat":
+            mention = matcher.match(event["text"])
+            for mentioned in mention.product_ids:
+                totals[f"mentions:{mentioned}"] += 1
+                if mention.intent:
+                    intents[mentioned] += 1
+        elif kind == "like":
+            likes += event.get("count") or 1
+        elif kind == "order":
+            amount, quantity = event["order"]["amount"], event["order"]["quantity"]
+            gmv += amount
+            items += quantity
+            if (product_id := event.get("product_id")) in products:
+                totals[f"orders:{product_id}"] += 1
+                totals[f"quantity:{product_id}"] += quantity
+                totals[f"gmv:{product_id}"] += amount
+        elif kind in ("click", "cart") and (product_id := event.get("product_id")) in products:
+            totals[f"{kind}s:{product_id}"] += 1
+    for name, n in (
+        ("comments", kinds["chat"]),
+        ("likes", likes),
+        ("views", kinds["enter"]),
+        ("follows", kinds["follow"]),
+        ("shares", kinds["share"]),
+        ("orders", kinds["order"]),
+        ("gmv", gmv),
+        ("items", items),
+    ):
+        if n:
+            totals[name] += n
+            if name in WINDOW_METRICS:
+                effect.window[name] += n
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,7 +24,7 @@ from livectl.kit.clock import now_ms
 from livectl.resources import Resources
 from livectl.rooms.service import RoomCache
 from livectl.stats import repository
-from livectl.stats.rules import WINDOW_S, Counters, EntryEffect, summarise, viewer_safe
+from livectl.stats.rules import WINDOW_S, Counters, summarise, viewer_safe
 from livectl.store.engine import transaction
 
 # KEYS: applied set, totals, window, uv, new viewers, fans, online, sessions
@@ -169,9 +169,10 @@ class StatsStore:
         group: str,
         entry_id: str,
         *,
-        effect: EntryEffect,
+        figures: bytes,
     ) -> None:
-        """Queue one entry's effect on ``pipe``; applied once, however often it is queued.
+        """Queue one entry's effect on ``pipe`` (``EntryEffect.wire``, encoded); applied once,
+        however often it is queued.
         Rates count it in the second it came, not the second this worker got to it."""
         keys = RoomKeys(room)
         at_ms = entry_ms(entry_id)
@@ -191,7 +192,7 @@ class StatsStore:
                 APPLIED_TTL_MS,
                 at_ms // 1000,
                 at_ms,
-                codec.dumps(effect.wire()),
+                figures,
             ],
         )
 
