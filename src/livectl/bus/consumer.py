@@ -14,9 +14,10 @@ the room over, with its pending entries, when the lease lapses; a consumer that 
 gives its leases up after its last batch, so a rolling restart hands rooms on within a second
 instead of leaving their chat unrelayed for a lease's life.
 
-A group that is not latency-bound lingers: after a read that found no backlog it waits a
-little before the next. At a few thousand events a second, reading as each entry lands made
-every group pay a read, a handler's round trips and an ack per entry of a few dozen events.
+A group that is not latency-bound lingers: after a read that found no backlog it reads the
+room again no sooner than ``linger_ms`` after the last read began. At a few thousand events
+a second, reading as each entry lands made every group pay a read, a handler's round trips
+and an ack per entry of a few dozen events.
 """
 
 from __future__ import annotations
@@ -152,6 +153,7 @@ class StreamConsumer:
                             "%s/%s: room ended and drained; no longer followed", self.group, room
                         )
                         break
+                read_at = loop.time()
                 reply: StreamReply | None = await self._redis.xreadgroup(  # type: ignore[assignment]
                     self.group,
                     self.name,
@@ -163,9 +165,12 @@ class StreamConsumer:
                 for _, raw in reply or ():
                     read += len(raw)
                     await self._process(room, stream, _entries(raw), stop)
-                if self._linger_s and read < self._settings.worker_batch:
+                # Handling the batch counts towards the linger: a group that takes longer than
+                # the linger over each batch (a busy room) reads again at once.
+                linger_left = read_at + self._linger_s - loop.time()
+                if linger_left > 0 and read < self._settings.worker_batch:
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(stop.wait(), self._linger_s)
+                        await asyncio.wait_for(stop.wait(), linger_left)
             except RedisError as exc:
                 # NOGROUP: the stream was deleted (and its group with it) while we followed.
                 group_ready = group_ready and "NOGROUP" not in str(exc)
