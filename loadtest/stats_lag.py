@@ -242,6 +242,7 @@ def measure(
     lag_max: Counter[str] = Counter()
     oldest_max: Counter[str] = Counter()
     pending_max: Counter[str] = Counter()
+    lag_series: list[tuple[float, int]] = []  # (s since the measured window began, worst lag ms)
     time.sleep(2.0)  # the workers find the rooms on their next scan
     worker_pids = [pid for w in workers for pid in w.pids()]
     worker_cpu_before = cpu_seconds(worker_pids)
@@ -263,7 +264,8 @@ def measure(
         while not launch.done():
             if time.time() >= end and not watch.stopped:
                 watch.stop()
-            sample(redis, rooms, lag_max, oldest_max, pending_max)
+            worst, _ = sample(redis, rooms, lag_max, oldest_max, pending_max)
+            lag_series.append((round(time.time() - start, 1), worst))
             for worker in workers:
                 worker.check_running()
             time.sleep(_SAMPLE_EVERY_S)
@@ -273,8 +275,8 @@ def measure(
     sending_ended = time.monotonic()
     deadline = sending_ended + _CATCH_UP_TIMEOUT_S
     while time.monotonic() < deadline:
-        lags = sample(redis, rooms, lag_max, oldest_max, pending_max)
-        if all(lagged == 0 for lagged in lags.values()):
+        _, behind = sample(redis, rooms, lag_max, oldest_max, pending_max)
+        if not behind:
             break
         time.sleep(0.1)
     worker_cpu_s = cpu_seconds(worker_pids) - worker_cpu_before
@@ -298,6 +300,7 @@ def measure(
         "events_per_worker_cpu_s": round(accepted / worker_cpu_s) if worker_cpu_s else None,
         "delivered_lag_max_ms": dict(lag_max),
         "oldest_pending_max_ms": dict(oldest_max),
+        "delivered_lag_series": lag_series,
         "pending_max_entries": dict(pending_max),
         "cpu_cores": watch.cpu,
     }
@@ -309,10 +312,11 @@ def sample(
     lag_max: Counter[str],
     oldest_max: Counter[str],
     pending_max: Counter[str],
-) -> dict[str, int]:
-    """Fold one sample of every room into the maxima; the total lag per group now."""
+) -> tuple[int, int]:
+    """Fold one sample of every room into the maxima. Returns this sample's worst delivered
+    lag (ms) and how many entries the groups have yet to deliver or ack (0: caught up)."""
     now = int(time.time() * 1000)
-    total: Counter[str] = Counter(dict.fromkeys(GROUPS, 0))
+    worst = behind = 0
     for room in rooms:
         for group, (delivered, oldest, pending) in room_lag(redis, room, now).items():
             if group not in GROUPS:
@@ -320,5 +324,6 @@ def sample(
             lag_max[group] = max(lag_max[group], delivered)
             oldest_max[group] = max(oldest_max[group], oldest)
             pending_max[group] = max(pending_max[group], pending)
-            total[group] += delivered + pending
-    return dict(total)
+            worst = max(worst, delivered)
+            behind += (delivered > 0) + pending
+    return worst, behind
