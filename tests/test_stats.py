@@ -20,7 +20,9 @@ from livectl.ingest.appender import Appender
 from livectl.ingest.validation import parse_batch
 from livectl.kit import codec
 from livectl.kit.clock import now_ms
+from livectl.ranking.rules import MentionMatcher
 from livectl.resources import Resources
+from livectl.stats.rules import entry_effect
 from livectl.stats.service import StatsService, StatsStore
 from tests.conftest import Stack, chat, create_room, open_console, unique, wait_for
 
@@ -346,6 +348,35 @@ async def test_vanished_viewers_time_out_and_their_visits_count_in_dwell_time(
     assert read.counters.totals["sessions"] == 3
     # Their visits end at their last sign of life, not when the tick noticed.
     assert read.counters.totals["dwell_ms"] < 60_000
+
+
+async def test_a_visit_lasts_from_its_first_sign_of_life_to_its_leave(
+    resources: Resources,
+) -> None:
+    """The stats script itself, entry by entry: a viewer who enters, chats 30 s later and
+    leaves 45 s after entering spent exactly 45 s; one who stays is still online."""
+    room = unique("dwell")
+    store = StatsStore(resources.redis, resources.settings)
+    matcher = MentionMatcher([])
+    start = now_ms()
+    steps: list[tuple[int, list[dict[str, Any]]]] = [
+        (0, [{"type": "enter", "user": {"id": "a"}}, {"type": "enter", "user": {"id": "b"}}]),
+        (30_000, [chat("m1", user="a")]),
+        (45_000, [{"type": "leave", "user": {"id": "a"}}]),
+    ]
+    try:
+        for offset, events in steps:
+            entry_id = f"{start + offset}-0"
+            figures = codec.dumps(entry_effect(events, matcher).wire())
+            async with resources.redis.pipeline(transaction=False) as pipe:
+                await store.apply(pipe, room, "stats", entry_id, figures=figures)
+                await pipe.execute()
+        read = await store.read(room, start + 50_000, tick=False)
+        assert (read.counters.totals["sessions"], read.counters.totals["dwell_ms"]) == (1, 45_000)
+        assert read.counters.online == 1
+    finally:
+        keys = [key async for key in resources.redis.scan_iter(f"lc:{{{room}}}*")]
+        await resources.redis.delete(*keys)
 
 
 async def test_pinned_time_is_the_product_exposure(stack: Stack, admin: httpx.AsyncClient) -> None:

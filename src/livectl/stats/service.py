@@ -44,8 +44,9 @@ for i, users in ipairs({effect.u, effect.n, effect.f}) do
   end)
 end
 -- Presence, in order: a run of viewers present is one ZADD to each set (last seen: GT; visit
--- began: NX), a leave closes that viewer's visit.
-local at = tonumber(ARGV[4])
+-- began: NX), a leave closes that viewer's visit. The scores go as ARGV's string: a Lua number
+-- is formatted anew for every argument it is passed as, a third of this script's time.
+local at = ARGV[4]
 local present = {}
 local function flush()
   in_chunks(#present, function(first, last)
@@ -69,7 +70,7 @@ for i = 1, #effect.p, 2 do
     local began = redis.call('ZSCORE', KEYS[8], user)
     if began then
       redis.call('ZREM', KEYS[8], user)
-      redis.call('HINCRBY', KEYS[2], 'dwell_ms', math.max(0, at - tonumber(began)))
+      redis.call('HINCRBY', KEYS[2], 'dwell_ms', math.max(0, tonumber(at) - tonumber(began)))
       redis.call('HINCRBY', KEYS[2], 'sessions', 1)
     end
   end
