@@ -68,6 +68,15 @@ def test_a_number_or_latin_word_is_matched_whole_not_inside_a_longer_one() -> No
     assert latin.match("买sku1").product_ids == {"a"}
 
 
+def test_a_name_two_products_share_names_both() -> None:
+    lipsticks = MentionMatcher(
+        [ProductSpec("316", ("口红", "豆沙色")), ProductSpec("520", ("口红", "正红色"))]
+    )
+    assert lipsticks.match("口红还有吗").product_ids == {"316", "520"}
+    assert lipsticks.match("正红色口红").product_ids == {"316", "520"}
+    assert lipsticks.match("要豆沙色").product_ids == {"316"}
+
+
 def test_purchase_intent_counts_only_with_a_product_named() -> None:
     assert MATCHER.match("小黑瓶多少钱").intent
     assert MATCHER.match("小黑瓶 上 车").intent

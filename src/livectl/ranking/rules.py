@@ -57,14 +57,18 @@ class ProductSpec:
 
 @lru_cache(maxsize=1024)
 def _automaton(specs: tuple[tuple[str, tuple[str, ...]], ...]) -> ahocorasick.Automaton | None:
-    automaton = ahocorasick.Automaton()
+    # A word may name several products (two lipsticks both called 口红): it names them all.
+    named: dict[str, list[str]] = {}
     for product_id, names in specs:
         for name in names:
             folded = fold(name)
-            if folded:
-                automaton.add_word(folded, (folded, product_id))
-    if len(automaton) == 0:
+            if folded and product_id not in named.setdefault(folded, []):
+                named[folded].append(product_id)
+    if not named:
         return None
+    automaton = ahocorasick.Automaton()
+    for word, product_ids in named.items():
+        automaton.add_word(word, (len(word), tuple(product_ids)))
     automaton.make_automaton()
     return automaton
 
@@ -94,8 +98,9 @@ class MentionMatcher:
             return _NO_MENTION
         found = [
             product_id
-            for end, (name, product_id) in self._automaton.iter(folded)
-            if _stands_alone(folded, end - len(name) + 1, end)
+            for end, (length, product_ids) in self._automaton.iter(folded)
+            if _stands_alone(folded, end - length + 1, end)
+            for product_id in product_ids
         ]
         if not found:
             return _NO_MENTION
