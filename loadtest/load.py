@@ -38,7 +38,7 @@ class IngestLoad:
     path: str  # POST /v1/rooms/R/events, or the socket's /v1/rooms/R/ingest?token=...
     token: str
     rest: bool
-    payloads: tuple[bytes, ...]  # bodies or frames, cycled over the connections
+    payloads: tuple[bytes, ...]  # bodies or frames; each connection sends them in turn
     events_per_payload: int
     connections: int
     in_flight: int  # per connection; HTTP/1.1 without pipelining allows one
@@ -89,11 +89,14 @@ class _Flow:
 class _Feeder:
     """One connection: sends its next payload the moment an answer comes back."""
 
-    __slots__ = ("events", "expected", "flow", "outstanding", "payload", "write")
+    __slots__ = ("events", "expected", "flow", "outstanding", "payloads", "turn", "write")
 
-    def __init__(self, flow: _Flow, payload: bytes, events: int, expected: bytes) -> None:
+    def __init__(
+        self, flow: _Flow, payloads: tuple[bytes, ...], first: int, events: int, expected: bytes
+    ) -> None:
         self.flow = flow
-        self.payload = payload
+        self.payloads = payloads
+        self.turn = first  # which payload goes next
         self.events = events
         self.expected = expected  # the answer to a clean payload; anything else is parsed
         self.outstanding = 0
@@ -103,7 +106,8 @@ class _Feeder:
         assert self.write is not None
         self.outstanding += 1
         self.flow.outstanding += 1
-        self.write(self.payload)
+        self.write(self.payloads[self.turn % len(self.payloads)])
+        self.turn += 1
 
     def on_frame(self, body: bytes) -> None:
         flow = self.flow
@@ -147,17 +151,14 @@ async def _ingest_load(load: IngestLoad) -> LoadResult:
     flow = _Flow(result)
     events = load.events_per_payload
     ack = b'{"accepted":%d,"duplicates":0,"rejected":[]}' % events
-    feeders = [
-        _Feeder(
-            flow,
-            wire.encode_post(load.host, load.port, load.path, load.token, payload)
-            if load.rest
-            else wire.encode_frame(payload),
-            events,
-            ack if load.rest else b'{"type":"ack",' + ack[1:],
-        )
-        for payload in (load.payloads[i % len(load.payloads)] for i in range(load.connections))
-    ]
+    encoded = tuple(
+        wire.encode_post(load.host, load.port, load.path, load.token, payload)
+        if load.rest
+        else wire.encode_frame(payload)
+        for payload in load.payloads
+    )
+    expected = ack if load.rest else b'{"type":"ack",' + ack[1:]
+    feeders = [_Feeder(flow, encoded, i, events, expected) for i in range(load.connections)]
     clients = await pool.connect_each(load.host, load.port, load.path, feeders, rest=load.rest)
     for feeder, client in zip(feeders, clients, strict=True):
         feeder.write = client.send
