@@ -173,8 +173,8 @@ class StatsStore:
         figures: bytes,
     ) -> None:
         """Queue one entry's effect on ``pipe`` (``EntryEffect.wire``, encoded); applied once,
-        however often it is queued.
-        Rates count it in the second it came, not the second this worker got to it."""
+        however often it is queued. Rates count it in the second it came, not the second this
+        worker got to it."""
         keys = RoomKeys(room)
         at_ms = entry_ms(entry_id)
         await queue_script(
