@@ -319,7 +319,7 @@ def test_an_entry_effect_counts_exactly_what_was_sent() -> None:
     }
     assert effect.window == {"views": 1, "comments": 1, "likes": 8, "orders": 1, "gmv": 19800}
     assert (effect.viewers, effect.new_viewers, effect.fans) == ({"a", "b", "c"}, {"a"}, {"b"})
-    assert effect.presence == [("p", "a"), ("p", "b"), ("l", "a"), ("p", "c")]
+    assert effect.presence == [("p", ["a", "b"]), ("l", ["a"]), ("p", ["c"])]
 
 
 def test_the_summary_derives_rates_and_shares_from_counters() -> None:
@@ -385,9 +385,12 @@ def test_entry_effects_add_up_to_the_events(events: list[dict[str, Any]]) -> Non
     assert effect.totals["items"] == sum(o["quantity"] for o in orders)
     assert effect.window["comments"] == effect.totals["comments"]
     assert effect.viewers == {e["user"]["id"] for e in events}
-    # Presence keeps each viewer's changes in order, never the same state twice in a row.
+    # Presence keeps each viewer's changes in order, never the same state twice in a row,
+    # in runs of one state that name each viewer once.
+    assert all(len(set(users)) == len(users) for _, users in effect.presence)
+    assert all(a != b for (a, _), (b, _) in itertools.pairwise(effect.presence))
     for user in effect.viewers:
-        states = [state for state, who in effect.presence if who == user]
+        states = [state for state, users in effect.presence if user in users]
         assert all(a != b for a, b in itertools.pairwise(states))
         last = next(e["type"] for e in reversed(events) if e["user"]["id"] == user)
         assert states[-1] == ("l" if last == "leave" else "p")

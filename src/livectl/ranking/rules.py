@@ -11,11 +11,11 @@ import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import lru_cache, partial
 
 import ahocorasick
 
-from livectl.kit.text import fold
+from livectl.kit.text import fold, screen
 from livectl.ranking.schemas import RankingItem, RankingOut, Weights
 
 SIGNALS = ("mention", "intent", "click", "cart", "order")
@@ -55,8 +55,18 @@ class ProductSpec:
     sold_out: bool = False
 
 
+# Identity is equality: a product list's names are built once (cached below), and every
+# chat read against them is cached by them too, which hashing the automaton would slow.
+@dataclass(frozen=True, slots=True, eq=False)
+class _Names:
+    # folded name -> (its length, the products it names, whether it can be glued to its
+    # neighbours: only a name that begins or ends in a Latin letter or a digit can)
+    automaton: ahocorasick.Automaton
+    screen: re.Pattern[str]  # finds nothing in a raw text that cannot name any product
+
+
 @lru_cache(maxsize=1024)
-def _automaton(specs: tuple[tuple[str, tuple[str, ...]], ...]) -> ahocorasick.Automaton | None:
+def _names(specs: tuple[tuple[str, tuple[str, ...]], ...]) -> _Names | None:
     # A word may name several products (two lipsticks both called 口红): it names them all.
     named: dict[str, list[str]] = {}
     for product_id, names in specs:
@@ -68,9 +78,10 @@ def _automaton(specs: tuple[tuple[str, tuple[str, ...]], ...]) -> ahocorasick.Au
         return None
     automaton = ahocorasick.Automaton()
     for word, product_ids in named.items():
-        automaton.add_word(word, (len(word), tuple(product_ids)))
+        glueable = word[0].isascii() or word[-1].isascii()
+        automaton.add_word(word, (len(word), tuple(product_ids), glueable))
     automaton.make_automaton()
-    return automaton
+    return _Names(automaton, screen(named))
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,21 +101,42 @@ class MentionMatcher:
         # What the matcher was built from: two matchers with equal keys find the same things.
         self.key = tuple((p.id, p.names) for p in products)
         self.product_ids = frozenset(product_id for product_id, _ in self.key)
-        self._automaton = _automaton(self.key)
+        self._names = _names(self.key)
 
     def match(self, text: str) -> Mention:
-        folded = fold(text)
-        if self._automaton is None or not folded:
+        if self._names is None or self._names.screen.search(text) is None:
             return _NO_MENTION
-        found = [
-            product_id
-            for end, (length, product_ids) in self._automaton.iter(folded)
-            if _stands_alone(folded, end - length + 1, end)
-            for product_id in product_ids
-        ]
-        if not found:
-            return _NO_MENTION
-        return Mention(frozenset(found), intent=has_intent(folded))
+        return _read(self._names, text)
+
+    def tally(self, texts: Iterable[str]) -> tuple[Counter[str], Counter[str]]:
+        """Per product, how many of ``texts`` name it, and how many of those with purchase
+        intent. The screen runs over every text without a Python call: most name nothing."""
+        mentions: Counter[str] = Counter()
+        intents: Counter[str] = Counter()
+        if self._names is not None:
+            screened = filter(self._names.screen.search, texts)
+            for mention in map(partial(_read, self._names), screened):
+                for product_id in mention.product_ids:
+                    mentions[product_id] += 1
+                    if mention.intent:
+                        intents[product_id] += 1
+        return mentions, intents
+
+
+# A live repeats itself (the same question, 想要的扣1): what a text names is kept for the
+# most recent texts, of every product list.
+@lru_cache(maxsize=8192)
+def _read(names: _Names, text: str) -> Mention:
+    folded = fold(text)
+    found = [
+        product_id
+        for end, (length, product_ids, glueable) in names.automaton.iter(folded)
+        if not glueable or _stands_alone(folded, end - length + 1, end)
+        for product_id in product_ids
+    ]
+    if not found:
+        return _NO_MENTION
+    return Mention(frozenset(found), intent=has_intent(folded))
 
 
 def _glued(a: str, b: str) -> bool:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 from livectl.ranking.rules import MentionMatcher
@@ -25,14 +26,18 @@ class EntryEffect:
 
     totals: Counter[str] = field(default_factory=Counter)
     window: Counter[str] = field(default_factory=Counter)
-    viewers: set[str] = field(default_factory=set)
     new_viewers: set[str] = field(default_factory=set)
     fans: set[str] = field(default_factory=set)
-    # ("p", user): present (entered or did anything); ("l", user): left. In order, with
-    # repeats of the same user's state collapsed.
-    presence: list[tuple[str, str]] = field(default_factory=list)
+    # Who was there, in runs of one state: ("p", users) present (entered or did anything),
+    # ("l", users) left. In order, with repeats of a user's state collapsed, so a run names
+    # each user once. Every viewer is in it, and most entries are a single run of "p".
+    presence: list[tuple[str, list[str]]] = field(default_factory=list)
     # Per product, chats naming it with purchase intent (for ranking; not a figure of its own).
     intents: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def viewers(self) -> set[str]:
+        return {user for _, users in self.presence for user in users}
 
     def wire(self) -> dict[str, Any]:
         # Amounts as strings: Lua holds numbers as doubles, inexact past 2**53 and handed to
@@ -40,10 +45,9 @@ class EntryEffect:
         return {
             "t": {name: str(n) for name, n in self.totals.items()},
             "w": {name: str(n) for name, n in self.window.items()},
-            "u": list(self.viewers),
             "n": list(self.new_viewers),
             "f": list(self.fans),
-            "p": [part for step in self.presence for part in step],
+            "p": [part for run in self.presence for part in run],
         }
 
 
@@ -51,50 +55,62 @@ def entry_effect(events: Sequence[Mapping[str, Any]], matcher: MentionMatcher) -
     """Per-product figures only for the room's own products (the matcher's), so an ingest
     client naming made-up products cannot grow the room's counters without bound.
 
-    This runs for every event a room gets: the plain figures are summed in locals and the
-    helpers loop over the events themselves, as per-event calls and counter updates were
-    most of its cost."""
+    This runs for every event a room gets: what can be is done by C loops (``map``,
+    ``Counter``, ``dict.fromkeys``), the plain figures are summed in locals, and the helpers
+    loop over the events themselves, as per-event calls were most of its cost."""
     effect = EntryEffect()
-    _note_viewers(effect, events)
-    _count_events(effect, events, matcher)
+    kinds = Counter(map(_TYPE, events))
+    _note_viewers(effect, events, kinds["leave"] > 0)
+    _count_events(effect, events, kinds, matcher)
     return effect
 
 
-def _note_viewers(effect: EntryEffect, events: Sequence[Mapping[str, Any]]) -> None:
-    viewers, new_viewers, fans = effect.viewers, effect.new_viewers, effect.fans
-    presence = effect.presence
+_TYPE = itemgetter("type")
+_USER = itemgetter("user")
+_ID = itemgetter("id")
+
+
+def _note_viewers(
+    effect: EntryEffect, events: Sequence[Mapping[str, Any]], anyone_left: bool
+) -> None:
+    users = list(map(_USER, events))
+    user_ids = list(map(_ID, users))
+    effect.new_viewers.update([user["id"] for user in users if user.get("new")])
+    effect.fans.update([user["id"] for user in users if user.get("fan")])
+    if not anyone_left:
+        # Everyone is present: once each, in the order they were first seen.
+        effect.presence.append(("p", list(dict.fromkeys(user_ids))))
+        return
     last_state: dict[str, str] = {}
-    for event in events:
-        user = event["user"]
-        user_id = user["id"]
-        viewers.add(user_id)
-        if user.get("new"):
-            new_viewers.add(user_id)
-        if user.get("fan"):
-            fans.add(user_id)
+    run: list[str] = []
+    for event, user_id in zip(events, user_ids, strict=True):
         state = "l" if event["type"] == "leave" else "p"
-        if last_state.get(user_id) != state:
-            last_state[user_id] = state
-            presence.append((state, user_id))
+        if last_state.get(user_id) == state:
+            continue
+        last_state[user_id] = state
+        if not effect.presence or effect.presence[-1][0] != state:
+            run = []
+            effect.presence.append((state, run))
+        run.append(user_id)
 
 
 def _count_events(
-    effect: EntryEffect, events: Sequence[Mapping[str, Any]], matcher: MentionMatcher
+    effect: EntryEffect,
+    events: Sequence[Mapping[str, Any]],
+    kinds: Counter[str],
+    matcher: MentionMatcher,
 ) -> None:
     products = matcher.product_ids
-    totals, intents = effect.totals, effect.intents
-    kinds: Counter[str] = Counter()
+    totals = effect.totals
+    mentions, effect.intents = matcher.tally(
+        event["text"] for event in events if event["type"] == "chat"
+    )
+    for mentioned, n in mentions.items():
+        totals[f"mentions:{mentioned}"] += n
     likes = gmv = items = 0
     for event in events:
         kind = event["type"]
-        kinds[kind] += 1
-        if kind == "chat":
-            mention = matcher.match(event["text"])
-            for mentioned in mention.product_ids:
-                totals[f"mentions:{mentioned}"] += 1
-                if mention.intent:
-                    intents[mentioned] += 1
-        elif kind == "like":
+        if kind == "like":
             likes += event.get("count") or 1
         elif kind == "order":
             amount, quantity = event["order"]["amount"], event["order"]["quantity"]

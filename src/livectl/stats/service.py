@@ -38,44 +38,43 @@ for name, n in pairs(effect.t) do redis.call('HINCRBY', KEYS[2], name, n) end
 for metric, n in pairs(effect.w) do
   redis.call('HINCRBY', KEYS[3], ARGV[3] .. ':' .. metric, n)
 end
-for i, users in ipairs({effect.u, effect.n, effect.f}) do
+for i, users in ipairs({effect.n, effect.f}) do
   in_chunks(#users, function(first, last)
-    redis.call('PFADD', KEYS[3 + i], unpack(users, first, last))
+    redis.call('PFADD', KEYS[4 + i], unpack(users, first, last))
   end)
 end
--- Presence, in order: a run of viewers present is one ZADD to each set (last seen: GT; visit
--- began: NX), a leave closes that viewer's visit. The scores go as ARGV's string: a Lua number
--- is formatted anew for every argument it is passed as, a third of this script's time.
+-- Presence comes in runs of one state, and every viewer is in it. A run of viewers present
+-- is one ZADD to each set (last seen: GT; visit began: NX); a leave closes that viewer's
+-- visit. The scores go as ARGV's string: a Lua number is formatted anew for every argument
+-- it is passed as, a third of this script's time.
 local at = ARGV[4]
-local present = {}
-local function flush()
-  in_chunks(#present, function(first, last)
-    local args = {}
-    for j = first, last do
-      args[#args + 1] = at
-      args[#args + 1] = present[j]
-    end
-    redis.call('ZADD', KEYS[7], 'GT', unpack(args))
-    redis.call('ZADD', KEYS[8], 'NX', unpack(args))
+for r = 1, #effect.p, 2 do
+  local users = effect.p[r + 1]
+  in_chunks(#users, function(first, last)
+    redis.call('PFADD', KEYS[4], unpack(users, first, last))
   end)
-  present = {}
-end
-for i = 1, #effect.p, 2 do
-  local user = effect.p[i + 1]
-  if effect.p[i] == 'p' then
-    present[#present + 1] = user
+  if effect.p[r] == 'p' then
+    in_chunks(#users, function(first, last)
+      local args = {}
+      for j = first, last do
+        args[#args + 1] = at
+        args[#args + 1] = users[j]
+      end
+      redis.call('ZADD', KEYS[7], 'GT', unpack(args))
+      redis.call('ZADD', KEYS[8], 'NX', unpack(args))
+    end)
   else
-    flush()
-    redis.call('ZREM', KEYS[7], user)
-    local began = redis.call('ZSCORE', KEYS[8], user)
-    if began then
-      redis.call('ZREM', KEYS[8], user)
-      redis.call('HINCRBY', KEYS[2], 'dwell_ms', math.max(0, tonumber(at) - tonumber(began)))
-      redis.call('HINCRBY', KEYS[2], 'sessions', 1)
+    for _, user in ipairs(users) do
+      redis.call('ZREM', KEYS[7], user)
+      local began = redis.call('ZSCORE', KEYS[8], user)
+      if began then
+        redis.call('ZREM', KEYS[8], user)
+        redis.call('HINCRBY', KEYS[2], 'dwell_ms', math.max(0, tonumber(at) - tonumber(began)))
+        redis.call('HINCRBY', KEYS[2], 'sessions', 1)
+      end
     end
   end
 end
-flush()
 return 1
 """
 )
