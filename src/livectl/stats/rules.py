@@ -102,15 +102,13 @@ def _count_events(
 ) -> None:
     products = matcher.product_ids
     totals = effect.totals
-    mentions, effect.intents = matcher.tally(
-        event["text"] for event in events if event["type"] == "chat"
-    )
-    for mentioned, n in mentions.items():
-        totals[f"mentions:{mentioned}"] += n
+    texts: list[str] = []
     likes = gmv = items = 0
     for event in events:
         kind = event["type"]
-        if kind == "like":
+        if kind == "chat":
+            texts.append(event["text"])
+        elif kind == "like":
             likes += event.get("count") or 1
         elif kind == "order":
             amount, quantity = event["order"]["amount"], event["order"]["quantity"]
@@ -122,6 +120,9 @@ def _count_events(
                 totals[f"gmv:{product_id}"] += amount
         elif kind in ("click", "cart") and (product_id := event.get("product_id")) in products:
             totals[f"{kind}s:{product_id}"] += 1
+    mentions, effect.intents = matcher.tally(texts)
+    for mentioned, n in mentions.items():
+        totals[f"mentions:{mentioned}"] += n
     for name, n in (
         ("comments", kinds["chat"]),
         ("likes", likes),
