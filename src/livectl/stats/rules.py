@@ -35,10 +35,6 @@ class EntryEffect:
     # Per product, chats naming it with purchase intent (for ranking; not a figure of its own).
     intents: Counter[str] = field(default_factory=Counter)
 
-    @property
-    def viewers(self) -> set[str]:
-        return {user for _, users in self.presence for user in users}
-
     def wire(self) -> dict[str, Any]:
         # Amounts as strings: Lua holds numbers as doubles, inexact past 2**53 and handed to
         # HINCRBY as 1e+17, which it refuses; a merged entry of large orders gets there.
