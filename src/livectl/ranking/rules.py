@@ -103,11 +103,6 @@ class MentionMatcher:
         self.product_ids = frozenset(product_id for product_id, _ in self.key)
         self._names = _names(self.key)
 
-    def match(self, text: str) -> Mention:
-        if self._names is None or self._names.screen.search(text) is None:
-            return _NO_MENTION
-        return _read(self._names, text)
-
     def tally(self, texts: Iterable[str]) -> tuple[Counter[str], Counter[str]]:
         """Per product, how many of ``texts`` name it, and how many of those with purchase
         intent. The screen runs over every text without a Python call: most name nothing."""
