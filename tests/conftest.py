@@ -319,6 +319,11 @@ async def room(admin: httpx.AsyncClient) -> AsyncIterator[str]:
     await admin.post(f"/v1/rooms/{created}/end")
 
 
+def duplicates(count: int) -> int:
+    """What an appended batch answers, for tests that append directly: its duplicates."""
+    return count
+
+
 def chat(
     text: str, *, user: str = "u1", event_id: str | None = None, **extra: Any
 ) -> dict[str, Any]:

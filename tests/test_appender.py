@@ -11,7 +11,7 @@ from livectl.ingest.entries import unpack_entry
 from livectl.ingest.validation import parse_batch
 from livectl.kit import codec
 from livectl.resources import Resources
-from tests.conftest import chat, unique, xrange
+from tests.conftest import chat, duplicates, unique, xrange
 
 
 def _frame(*ids: str, text: str = "还有吗") -> bytes:
@@ -31,11 +31,11 @@ async def test_frames_submitted_while_a_flush_is_out_share_the_next_entry(
 ) -> None:
     room = unique("appender")
     appender = Appender(resources.redis, resources.settings)
-    first = appender.submit(room, parse_batch(_frame("a"), max_events=1000))
+    first = appender.submit(room, parse_batch(_frame("a"), max_events=1000), duplicates)
     await asyncio.sleep(0)  # the first flush is out, waiting for Redis
     assert not first.done()
     later = [
-        appender.submit(room, parse_batch(_frame(f"b{i}", f"c{i}"), max_events=1000))
+        appender.submit(room, parse_batch(_frame(f"b{i}", f"c{i}"), max_events=1000), duplicates)
         for i in range(50)
     ]
     assert await asyncio.gather(first, *later) == [0] * 51  # no duplicates
@@ -51,13 +51,15 @@ async def test_a_backlog_past_the_entry_size_is_cut_between_frames_in_order(
 ) -> None:
     room = unique("appender")
     appender = Appender(resources.redis, resources.settings)
-    appender.submit(room, parse_batch(_frame("a"), max_events=1000))
+    appender.submit(room, parse_batch(_frame("a"), max_events=1000), duplicates)
     await asyncio.sleep(0)
     # 40 frames of 40 events of about 500 bytes: more than one entry's 512 KB waits behind
     # the first flush.
     frames = [[f"b{i}-{k}" for k in range(40)] for i in range(40)]
     backlog = [
-        appender.submit(room, parse_batch(_frame(*ids, text="x" * 480), max_events=1000))
+        appender.submit(
+            room, parse_batch(_frame(*ids, text="x" * 480), max_events=1000), duplicates
+        )
         for ids in frames
     ]
     await asyncio.gather(*backlog)

@@ -24,7 +24,7 @@ from livectl.ranking.rules import MentionMatcher
 from livectl.resources import Resources
 from livectl.stats.rules import entry_effect
 from livectl.stats.service import StatsService, StatsStore
-from tests.conftest import Stack, chat, create_room, open_console, unique, wait_for
+from tests.conftest import Stack, chat, create_room, duplicates, open_console, unique, wait_for
 
 USERS = 1000
 
@@ -220,7 +220,7 @@ async def test_a_stats_worker_killed_and_restarted_loses_no_counts(
     for start in range(600):
         batch = [chat(f"m{start}-{i}", user=f"v{i}") for i in range(25)]
         batch += [{"type": "like", "count": 3, "user": {"id": f"v{i}"}} for i in range(25)]
-        await appender.submit(room, parse_batch(codec.dumps(batch), max_events=1000))
+        await appender.submit(room, parse_batch(codec.dumps(batch), max_events=1000), duplicates)
         total_chats += 25
         total_likes += 75
     await appender.close()
@@ -399,7 +399,9 @@ async def test_an_entry_of_thousands_of_viewers_is_applied_whole(
     events = [{"type": "enter", "user": {"id": f"v{i}", "new": True}} for i in range(9000)]
     events += [{"type": "leave", "user": {"id": f"v{i}"}} for i in range(0, 9000, 2)]
     appender = Appender(resources.redis, resources.settings)
-    await appender.submit(room, parse_batch(codec.dumps(events), max_events=len(events)))
+    await appender.submit(
+        room, parse_batch(codec.dumps(events), max_events=len(events)), duplicates
+    )
     await appender.close()
 
     async def applied() -> bool:

@@ -20,7 +20,7 @@ from livectl.config import Settings
 from livectl.ingest.appender import Appender
 from livectl.ingest.validation import parse_batch
 from livectl.kit import codec
-from tests.conftest import Stack, chat, unique, wait_for, xrange
+from tests.conftest import Stack, chat, duplicates, unique, wait_for, xrange
 
 
 async def archived(database_url: str, room: str) -> tuple[int, int]:
@@ -77,7 +77,7 @@ async def test_a_worker_killed_mid_batch_loses_nothing_and_archives_nothing_twic
         batch = parse_batch(
             codec.dumps([chat(f"m{start + i}") for i in range(50)]), max_events=1000
         )
-        await appender.submit(room, batch)
+        await appender.submit(room, batch, duplicates)
         total += 50
     await scratch.sadd(ROOMS, room)
 

@@ -13,13 +13,17 @@ from __future__ import annotations
 import asyncio
 import bisect
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from livectl.bus.keys import RoomKeys
 from livectl.bus.scripts import ScriptCall, run_many
 from livectl.config import Settings
+from livectl.errors import ServiceUnavailable
 from livectl.ingest.validation import ParsedBatch
 from livectl.kit.clock import now_ms
 
@@ -58,16 +62,26 @@ return {entry, skipped}
 # A flush goes out early once this much is waiting, to keep stream entries reasonably small.
 _FLUSH_BYTES = 512 * 1024
 
+T = TypeVar("T")
+
+
+def store_unavailable() -> ServiceUnavailable:
+    return ServiceUnavailable("the event store is unavailable; retry shortly")
+
 
 @dataclass
 class _RoomBatch:
     payloads: list[bytes] = field(default_factory=list)
     ids: list[str] = field(default_factory=list)
-    # (first event index, event count, waiter) for each submitted batch
-    waiters: list[tuple[int, int, asyncio.Future[int]]] = field(default_factory=list)
+    # (first event index, event count, waiter, its answer from the duplicates) for each batch
+    waiters: list[tuple[int, int, asyncio.Future[Any], Callable[[int], Any]]] = field(
+        default_factory=list
+    )
 
-    def add(self, batch: ParsedBatch, waiter: asyncio.Future[int]) -> None:
-        self.waiters.append((len(self.ids), len(batch.events), waiter))
+    def add(
+        self, batch: ParsedBatch, waiter: asyncio.Future[T], answer: Callable[[int], T]
+    ) -> None:
+        self.waiters.append((len(self.ids), len(batch.events), waiter, answer))
         self.payloads.append(batch.payload)
         self.ids += (event.get("id") or "" for event in batch.events)
 
@@ -75,14 +89,19 @@ class _RoomBatch:
         return b"[" + b",".join(p[1:-1] for p in self.payloads) + b"]"
 
     def settle(self, duplicates: list[int]) -> None:
-        for start, count, waiter in self.waiters:
+        for start, count, waiter, answer in self.waiters:
             if not waiter.done():
                 lo = bisect.bisect_left(duplicates, start)
                 hi = bisect.bisect_left(duplicates, start + count)
-                waiter.set_result(hi - lo)
+                try:
+                    waiter.set_result(answer(hi - lo))
+                except Exception as exc:  # a bug in the answer fails its own batch only
+                    waiter.set_exception(exc)
 
     def fail(self, exc: BaseException) -> None:
-        for _, _, waiter in self.waiters:
+        if isinstance(exc, RedisError):
+            exc = store_unavailable()
+        for _, _, waiter, _ in self.waiters:
             if not waiter.done():
                 waiter.set_exception(exc)
 
@@ -99,14 +118,17 @@ class Appender:
         # The task sending flushes, one after another, while there are any.
         self._sender: asyncio.Task[None] | None = None
 
-    def submit(self, room: str, batch: ParsedBatch) -> asyncio.Future[int]:
-        """Queue the batch for the next flush; the future says how many were duplicates.
-        Batches are stored in the order they are submitted."""
-        waiter: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+    def submit(
+        self, room: str, batch: ParsedBatch, answer: Callable[[int], T]
+    ) -> asyncio.Future[T]:
+        """Queue the batch for the next flush; the future is ``answer(duplicates)`` once it
+        is stored (one future per batch: this runs once per frame), ServiceUnavailable when
+        Redis fails. Batches are stored in the order they are submitted."""
+        waiter: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         if not batch.events:
-            waiter.set_result(0)
+            waiter.set_result(answer(0))
             return waiter
-        self._pending.setdefault(room, _RoomBatch()).add(batch, waiter)
+        self._pending.setdefault(room, _RoomBatch()).add(batch, waiter, answer)
         self._pending_bytes += len(batch.payload)
         if self._pending_bytes >= _FLUSH_BYTES:
             self._seal()

@@ -13,7 +13,6 @@ from livectl.ingest.service import IngestService
 from livectl.kit import codec
 from livectl.kit.body import read_body
 from livectl.kit.frames import answer_frames
-from livectl.kit.futures import then
 from livectl.kit.ids import RoomIdPath
 from livectl.limits.rules import FixedWindow, token_id
 from livectl.limits.service import GatewayLimits
@@ -69,7 +68,7 @@ async def ingest_socket(websocket: WebSocket, room: RoomIdPath) -> None:
         await limits.admit_events(token, count)
 
     async def answer(text: str) -> asyncio.Future[str]:
-        return then(await service.submit(room, text, admit), ack)
+        return await service.submit(room, text, admit, ack)
 
     await answer_frames(websocket, "ingest", answer)
 

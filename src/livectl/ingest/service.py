@@ -3,22 +3,23 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from redis.exceptions import RedisError
 
 from livectl import metrics
-from livectl.errors import ServiceUnavailable
-from livectl.ingest.appender import Appender
+from livectl.ingest.appender import Appender, store_unavailable
 from livectl.ingest.schemas import IngestResult
 from livectl.ingest.validation import ParsedBatch, parse_batch
 from livectl.kit.clock import now_ms
-from livectl.kit.futures import SingleFlight, then
+from livectl.kit.futures import SingleFlight
 from livectl.resources import Resources
 from livectl.rooms.rules import RoomEnded
 from livectl.rooms.service import RoomCache
 
 # Raises (RateLimited) when a batch of this many events may not be taken.
 Admit = Callable[[int], Awaitable[None]]
+T = TypeVar("T")
 
 # How often a gateway looks again at a room it takes events for: an end reaches every gateway
 # within this, without a Redis read per frame.
@@ -37,24 +38,22 @@ class IngestService:
         self.appender = Appender(resources.redis, resources.settings)
 
     async def ingest(self, room: str, raw: bytes | str, admit: Admit) -> IngestResult:
-        return await (await self.submit(room, raw, admit))
+        return await (await self.submit(room, raw, admit, _as_is))
 
     async def submit(
-        self, room: str, raw: bytes | str, admit: Admit
-    ) -> asyncio.Future[IngestResult]:
+        self, room: str, raw: bytes | str, admit: Admit, answer: Callable[[IngestResult], T]
+    ) -> asyncio.Future[T]:
         """Validate the batch, let ``admit`` refuse it (rate limits, by its count of valid
-        events) and queue it for storing, in call order; the future is the answer once it is
-        stored."""
+        events) and queue it for storing, in call order; the future is ``answer`` of the
+        result once it is stored."""
         batch = parse_batch(raw, max_events=self._settings.max_batch_events)
         try:
             await admit(len(batch.events))
             await self._check_open(room)
         except RedisError as exc:
-            raise _unavailable() from exc
-        return then(
-            self.appender.submit(room, batch),
-            lambda duplicates: _counted(batch, duplicates),
-            lambda exc: _unavailable() if isinstance(exc, RedisError) else exc,
+            raise store_unavailable() from exc
+        return self.appender.submit(
+            room, batch, lambda duplicates: answer(_counted(batch, duplicates))
         )
 
     async def _check_open(self, room: str) -> None:
@@ -72,8 +71,8 @@ class IngestService:
         return looked
 
 
-def _unavailable() -> ServiceUnavailable:
-    return ServiceUnavailable("the event store is unavailable; retry shortly")
+def _as_is(result: IngestResult) -> IngestResult:
+    return result
 
 
 def _counted(batch: ParsedBatch, duplicates: int) -> IngestResult:
