@@ -1,7 +1,9 @@
-"""The WebSocket server's floor: uvicorn as the gateway runs it, serving an app that answers
-every frame with a fixed ack and does nothing else. Its CPU per frame, under the same load as
-the gateway's one-event frames, is what uvicorn, the kernel and the load cost before livectl
-does any work; the gateway's CPU above it is livectl's."""
+"""The WebSocket server's floor: uvicorn with the gateway's WebSocket protocol, as the gateway
+runs it, serving an app that reads each frame as the gateway's request-and-answer sockets do
+(``kit.frames``: straight from the protocol) and answers it with a fixed ack, doing nothing
+else. Its CPU per frame, under the same load as the gateway's one-event frames, is what
+uvicorn, the kernel and the load cost before livectl does any work; the gateway's CPU above it
+is livectl's."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import argparse
 
 from starlette.types import Receive, Scope, Send
 
+from livectl.kit.frames import DIRECT_FRAMES, DirectFrames
 from livectl.serving import serve
 
 ACK = '{"type":"ack","accepted":1,"duplicates":0,"rejected":[]}'
@@ -21,13 +24,14 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
     elif scope["type"] == "websocket":
         await receive()  # websocket.connect
         await send({"type": "websocket.accept"})
-        while (await receive())["type"] == "websocket.receive":
-            await send({"type": "websocket.send", "text": ACK})
+        direct: DirectFrames = scope["extensions"][DIRECT_FRAMES]["socket"]
+        while await direct.receive_frame() is not None:
+            direct.send_text(ACK)
 
 
 def main() -> int:
     """``python -m loadtest.floor_app --processes N --host H --port P``: served as
-    ``livectl api`` serves the gateway (a socket per process, websockets-sansio)."""
+    ``livectl api`` serves the gateway (a socket per process, the gateway's protocol)."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--processes", type=int, default=1)
     parser.add_argument("--host", required=True)
@@ -35,7 +39,8 @@ def main() -> int:
     parser.add_argument("--log-level", default="warning")
     args = parser.parse_args()
     options = {"app": "loadtest.floor_app:app", "host": args.host, "port": args.port}
-    options |= {"ws": "websockets-sansio", "access_log": False, "log_level": args.log_level}
+    options |= {"ws": "livectl.serving:GatewayWebSocketProtocol", "access_log": False}
+    options |= {"log_level": args.log_level}
     return serve(options, args.processes)
 
 

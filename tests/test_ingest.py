@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import base64
+import secrets
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
@@ -15,7 +19,7 @@ from livectl.auth.tokens import Role
 from livectl.bus.keys import RoomKeys
 from livectl.ingest.entries import unpack_entry
 from livectl.kit import codec
-from tests.conftest import Stack, chat, unique, xrange
+from tests.conftest import Stack, chat, free_port, stop_processes, unique, wait_ready, xrange
 
 
 @pytest.fixture
@@ -208,28 +212,48 @@ async def test_websocket_ingest_acks_every_frame_and_survives_bad_ones(
     assert [e["text"] for e in await stored_events(redis, room)] == ["one", "two"]
 
 
+@pytest.fixture(scope="module")
+def plain_asgi_server(stack: Stack) -> Iterator[str]:
+    """The gateway's app served by uvicorn's own WebSocket protocol, which offers no direct
+    frames (kit.frames): its request-and-answer sockets run over plain ASGI messages. Its
+    WebSocket base URL."""
+    port = free_port()
+    command = [sys.executable, "-m", "uvicorn", "livectl.app:create_app", "--factory"]
+    command += ["--ws", "websockets-sansio", "--port", str(port), "--log-level", "warning"]
+    process = subprocess.Popen(command, env=stack.env)
+    try:
+        wait_ready(f"http://127.0.0.1:{port}", [process])
+        yield f"ws://127.0.0.1:{port}"
+    finally:
+        stop_processes([process])
+
+
+@pytest.mark.parametrize("server", ["livectl api", "plain ASGI server"])
 async def test_frames_sent_back_to_back_are_answered_and_stored_in_order(
-    stack: Stack, redis: Redis, room: str
+    server: str, stack: Stack, redis: Redis, room: str, request: pytest.FixtureRequest
 ) -> None:
     # The socket does not wait for one frame's ack before taking the next, yet acks come back
     # in frame order and the events are stored in it; bad frames in between keep their place.
-    url = f"{stack.ws_url}/v1/rooms/{room}/ingest?token={stack.token(Role.INGEST, [room])}"
-    frames = [
+    base = stack.ws_url if server == "livectl api" else request.getfixturevalue("plain_asgi_server")
+    url = f"{base}/v1/rooms/{room}/ingest?token={stack.token(Role.INGEST, [room])}"
+    frames: list[str | bytes] = [
         "{broken" if i % 50 == 7 else codec.dumps_str([chat(f"m{i}")] * (1 + i % 3))
         for i in range(300)
     ]
+    frames[123] = b"\x00binary"
     async with connect(url) as socket:
         for frame in frames:
             await socket.send(frame)
         answers = [codec.loads(await socket.recv()) for _ in frames]
+    refusals = {"{broken": "invalid_json", b"\x00binary": "binary_frame"}
     expected = [
-        {"error": "invalid_json"} if frame == "{broken" else {"accepted": 1 + i % 3}
+        {"error": refusals[frame]} if frame in refusals else {"accepted": 1 + i % 3}
         for i, frame in enumerate(frames)
     ]
     assert [{k: a[k] for k in e} for a, e in zip(answers, expected, strict=True)] == expected
     stored = [e["text"] for e in await stored_events(redis, room)]
     assert stored == [
-        f"m{i}" for i, frame in enumerate(frames) if frame != "{broken" for _ in range(1 + i % 3)
+        f"m{i}" for i, frame in enumerate(frames) if frame not in refusals for _ in range(1 + i % 3)
     ]
 
 
@@ -243,3 +267,50 @@ async def test_a_frame_past_the_protocol_cap_closes_only_that_socket(
         assert hostile.close_code == 1009
         await bystander.send(codec.dumps_str(chat("still here")))
         assert codec.loads(await bystander.recv())["accepted"] == 1
+
+
+async def test_a_client_not_reading_its_acks_is_held_back_and_loses_nothing(
+    stack: Stack, redis: Redis, room: str
+) -> None:
+    # A raw socket, so that nothing reads the acks until the test does.
+    port = int(stack.base_url.rsplit(":", 1)[1])
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    path = f"/v1/rooms/{room}/ingest?token={stack.token(Role.INGEST, [room])}"
+    key = base64.b64encode(secrets.token_bytes(16)).decode()
+    headers = "Host: livectl\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    headers += f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+    writer.write(f"GET {path} HTTP/1.1\r\n{headers}\r\n".encode())
+    assert (await reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 101")
+    sent = 0
+    # Until the gateway takes no more of its frames: acks fill the socket's buffers (a few MB
+    # on Linux), then the gateway stops reading, and then the client's writes stop draining.
+    while sent < 1_000_000:
+        writer.write(masked_text_frame(codec.dumps(chat(f"s{sent}"))))
+        sent += 1
+        try:
+            await asyncio.wait_for(writer.drain(), 2)
+        except TimeoutError:
+            break
+    assert sent < 1_000_000, "the gateway went on taking frames nobody acknowledged"
+    async with connect(
+        f"{stack.ws_url}/v1/rooms/{room}/ingest?token={stack.token(Role.INGEST, [room])}"
+    ) as bystander:
+        await bystander.send(codec.dumps_str(chat("bystander")))
+        assert codec.loads(await asyncio.wait_for(bystander.recv(), 5))["accepted"] == 1
+    accepted = []
+    for _ in range(sent):  # server frames: unmasked, and an ack is shorter than 126 bytes
+        _, length = await asyncio.wait_for(reader.readexactly(2), 10)
+        accepted.append(codec.loads(await reader.readexactly(length))["accepted"])
+    writer.close()
+    assert accepted == [1] * sent
+    stored = [e["text"] for e in await stored_events(redis, room)]
+    assert len(stored) == sent + 1
+    assert [text for text in stored if text != "bystander"] == [f"s{i}" for i in range(sent)]
+
+
+def masked_text_frame(payload: bytes) -> bytes:
+    """One final text frame as a client sends it (RFC 6455: masked), payload under 126 bytes."""
+    assert len(payload) < 126
+    mask = secrets.token_bytes(4)
+    masked = bytes(byte ^ mask[i % 4] for i, byte in enumerate(payload))
+    return bytes([0x81, 0x80 | len(payload)]) + mask + masked

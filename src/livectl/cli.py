@@ -95,7 +95,7 @@ def api(
             "factory": True,
             "host": host or settings.host,
             "port": port or settings.port,
-            "ws": "websockets-sansio",
+            "ws": "livectl.serving:GatewayWebSocketProtocol",
             "ws_max_size": settings.ws_protocol_max_bytes,
             "log_config": gateway_log_config(),
             "log_level": log_level,

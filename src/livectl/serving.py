@@ -1,4 +1,5 @@
-"""``livectl api --processes N``: N gateway processes, each accepting on a socket of its own.
+"""``livectl api --processes N``: N gateway processes, each accepting on a socket of its own,
+with the gateway's WebSocket protocol.
 
 uvicorn's own workers share one listening socket, and the process that wakes first accepts
 every connection waiting: 32 REST connections opened together all landed on one of two
@@ -21,10 +22,72 @@ from types import FrameType
 from typing import Any
 
 import uvicorn
+from uvicorn._types import ASGIReceiveEvent
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+
+from livectl.kit.frames import DIRECT_FRAMES, asgi_frame
 
 log = logging.getLogger("livectl.api")
 
 _STOP_GRACE_S = 10.0
+# A direct socket stops reading once this many messages wait for its app to take them.
+_HELD_MESSAGES = 4
+
+
+class GatewayWebSocketProtocol(WebSocketsSansIOProtocol):
+    """uvicorn's websockets-sansio protocol, offering its connections to the app past the
+    handshake as ``kit.frames.DirectFrames`` (the ``livectl.frames`` ASGI extension).
+
+    Once the app reads a socket directly, messages still go through the protocol's queue, so
+    every way a connection ends reaches the reader as uvicorn tells it; but reading pauses only
+    when ``_HELD_MESSAGES`` wait, not after each message until the app takes it (two epoll
+    changes per frame), and answers are written in the call, with no ASGI message between.
+    """
+
+    _direct = False
+
+    async def run_asgi(self) -> None:
+        self.scope["extensions"][DIRECT_FRAMES] = {"socket": self}
+        await super().run_asgi()
+
+    async def receive_frame(self) -> str | bytes | None:
+        self._direct = True
+        if not self.writable.is_set():  # the peer is not reading its answers: take no more
+            await self.writable.wait()
+        message = await self.queue.get()
+        if self.read_paused and self.queue.qsize() < _HELD_MESSAGES:
+            self.read_paused = False
+            self.transport.resume_reading()
+        return asgi_frame(message)
+
+    def send_text(self, text: str) -> None:
+        if self.close_sent or self.transport.is_closing():
+            return
+        self.conn.send_text(text.encode())
+        self.transport.write(b"".join(self.conn.data_to_send()))
+
+    def send_receive_event_to_app(self) -> None:
+        if not self._direct:
+            super().send_receive_event_to_app()
+            return
+        data = self.frames[0] if len(self.frames) == 1 else b"".join(self.frames)
+        self.frames = []
+        if self.close_sent:  # as uvicorn: the app is closing, the peer's messages are dropped
+            return
+        message: ASGIReceiveEvent
+        if self.curr_msg_data_type == "text":
+            try:
+                message = {"type": "websocket.receive", "text": data.decode()}
+            except UnicodeDecodeError:
+                self.conn.send_close(1007)
+                self.handle_parser_exception()
+                return
+        else:
+            message = {"type": "websocket.receive", "bytes": data}
+        self.queue.put_nowait(message)
+        if not self.read_paused and self.queue.qsize() >= _HELD_MESSAGES:
+            self.read_paused = True
+            self.transport.pause_reading()
 
 
 def serve(options: dict[str, Any], processes: int) -> int:
