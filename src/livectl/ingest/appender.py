@@ -128,7 +128,10 @@ class Appender:
         if not batch.events:
             waiter.set_result(answer(0))
             return waiter
-        self._pending.setdefault(room, _RoomBatch()).add(batch, waiter, answer)
+        pending = self._pending.get(room)
+        if pending is None:  # (not setdefault: that would build a _RoomBatch every frame)
+            pending = self._pending[room] = _RoomBatch()
+        pending.add(batch, waiter, answer)
         self._pending_bytes += len(batch.payload)
         if self._pending_bytes >= _FLUSH_BYTES:
             self._seal()
