@@ -269,10 +269,10 @@ async def test_a_frame_past_the_protocol_cap_closes_only_that_socket(
         assert codec.loads(await bystander.recv())["accepted"] == 1
 
 
-async def test_a_client_not_reading_its_acks_is_held_back_and_loses_nothing(
-    stack: Stack, redis: Redis, room: str
-) -> None:
-    # A raw socket, so that nothing reads the acks until the test does.
+async def open_raw_socket(
+    stack: Stack, room: str
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """An ingest socket past its handshake, as bytes: nothing reads or writes but the test."""
     port = int(stack.base_url.rsplit(":", 1)[1])
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     path = f"/v1/rooms/{room}/ingest?token={stack.token(Role.INGEST, [room])}"
@@ -281,11 +281,81 @@ async def test_a_client_not_reading_its_acks_is_held_back_and_loses_nothing(
     headers += f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
     writer.write(f"GET {path} HTTP/1.1\r\n{headers}\r\n".encode())
     assert (await reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 101")
+    return reader, writer
+
+
+def client_frame(
+    payload: bytes, opcode: int = 0x1, *, fin: bool = True, mask: bool = True
+) -> bytes:
+    """One frame as a client sends it (RFC 6455 5.2), masked unless told otherwise."""
+    length = len(payload)
+    if length < 126:
+        size = bytes([length])
+    elif length < 1 << 16:
+        size = bytes([126]) + length.to_bytes(2)
+    else:
+        size = bytes([127]) + length.to_bytes(8)
+    first = bytes([(0x80 if fin else 0) | opcode])
+    if not mask:
+        return first + size + payload
+    key = secrets.token_bytes(4)
+    masked = bytes(byte ^ key[i % 4] for i, byte in enumerate(payload))
+    return first + bytes([size[0] | 0x80]) + size[1:] + key + masked
+
+
+async def server_frame(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+    """The next frame the server sent (unmasked, unfragmented): its opcode and payload."""
+    first, length = await asyncio.wait_for(reader.readexactly(2), 10)
+    if length >= 126:
+        length = int.from_bytes(await reader.readexactly(2 if length == 126 else 8))
+    return first & 0x0F, await reader.readexactly(length)
+
+
+async def test_frames_are_read_whole_however_they_arrive(
+    stack: Stack, redis: Redis, room: str
+) -> None:
+    reader, writer = await open_raw_socket(stack, room)
+    split = client_frame(codec.dumps(chat("split")))
+    for i in range(len(split)):  # one byte at a time: every read ends mid-frame
+        writer.write(split[i : i + 1])
+        await writer.drain()
+        await asyncio.sleep(0.001)
+    # Two frames in one write; then a message in three fragments with a ping between them.
+    writer.write(client_frame(codec.dumps(chat("one"))) + client_frame(codec.dumps(chat("two"))))
+    fragmented = codec.dumps([chat("fragmented")])
+    writer.write(client_frame(fragmented[:5], fin=False))
+    writer.write(client_frame(b"are you there", 0x9))
+    writer.write(client_frame(fragmented[5:20], 0x0, fin=False))
+    writer.write(client_frame(fragmented[20:], 0x0))
+    # Lengths in 16 and in 64 bits.
+    medium = codec.dumps([chat(f"medium{i}") for i in range(3)])
+    large = codec.dumps([chat(f"large{i}", user=f"user{i}") for i in range(900)])
+    assert 126 <= len(medium) < 1 << 16 <= len(large)
+    writer.write(client_frame(medium) + client_frame(large))
+    answers = [await server_frame(reader) for _ in range(7)]
+    assert (0xA, b"are you there") in answers  # the pong
+    acks = [codec.loads(payload) for opcode, payload in answers[1:] if opcode == 0x1]
+    assert [ack["accepted"] for ack in acks] == [1, 1, 1, 1, 3, 900]
+    # A client's frame must be masked: the connection fails with 1002, protocol error.
+    writer.write(client_frame(codec.dumps(chat("unmasked")), mask=False))
+    opcode, payload = await server_frame(reader)
+    assert (opcode, int.from_bytes(payload[:2])) == (0x8, 1002)
+    writer.close()
+    await writer.wait_closed()
+    stored = [e["text"] for e in await stored_events(redis, room)]
+    expected = ["split", "one", "two", "fragmented", "medium0", "medium1", "medium2"]
+    assert stored == expected + [f"large{i}" for i in range(900)]
+
+
+async def test_a_client_not_reading_its_acks_is_held_back_and_loses_nothing(
+    stack: Stack, redis: Redis, room: str
+) -> None:
+    reader, writer = await open_raw_socket(stack, room)
     sent = 0
     # Until the gateway takes no more of its frames: acks fill the socket's buffers (a few MB
     # on Linux), then the gateway stops reading, and then the client's writes stop draining.
     while sent < 1_000_000:
-        writer.write(masked_text_frame(codec.dumps(chat(f"s{sent}"))))
+        writer.write(client_frame(codec.dumps(chat(f"s{sent}"))))
         sent += 1
         try:
             await asyncio.wait_for(writer.drain(), 2)
@@ -297,20 +367,10 @@ async def test_a_client_not_reading_its_acks_is_held_back_and_loses_nothing(
     ) as bystander:
         await bystander.send(codec.dumps_str(chat("bystander")))
         assert codec.loads(await asyncio.wait_for(bystander.recv(), 5))["accepted"] == 1
-    accepted = []
-    for _ in range(sent):  # server frames: unmasked, and an ack is shorter than 126 bytes
-        _, length = await asyncio.wait_for(reader.readexactly(2), 10)
-        accepted.append(codec.loads(await reader.readexactly(length))["accepted"])
+    accepted = [codec.loads((await server_frame(reader))[1])["accepted"] for _ in range(sent)]
     writer.close()
+    await writer.wait_closed()
     assert accepted == [1] * sent
     stored = [e["text"] for e in await stored_events(redis, room)]
     assert len(stored) == sent + 1
     assert [text for text in stored if text != "bystander"] == [f"s{i}" for i in range(sent)]
-
-
-def masked_text_frame(payload: bytes) -> bytes:
-    """One final text frame as a client sends it (RFC 6455: masked), payload under 126 bytes."""
-    assert len(payload) < 126
-    mask = secrets.token_bytes(4)
-    masked = bytes(byte ^ mask[i % 4] for i, byte in enumerate(payload))
-    return bytes([0x81, 0x80 | len(payload)]) + mask + masked

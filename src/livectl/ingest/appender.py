@@ -83,7 +83,7 @@ class _RoomBatch:
     ) -> None:
         self.waiters.append((len(self.ids), len(batch.events), waiter, answer))
         self.payloads.append(batch.payload)
-        self.ids += (event.get("id") or "" for event in batch.events)
+        self.ids += [event.get("id") or "" for event in batch.events]
 
     def payload(self) -> bytes:
         return b"[" + b",".join(p[1:-1] for p in self.payloads) + b"]"
