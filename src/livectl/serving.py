@@ -71,7 +71,9 @@ class GatewayWebSocketProtocol(WebSocketsSansIOProtocol):
             unread += data
             del unread[: self._read_frames(unread)]
         else:
-            unread += memoryview(data)[self._read_frames(data) :]
+            taken = self._read_frames(data)
+            if taken < len(data):
+                unread += data[taken:]
 
     def _reading_frames_here(self) -> bool:
         """Past an accepted handshake, with websockets' parser at a frame boundary (nothing

@@ -1,7 +1,8 @@
 from __future__ import annotations
 
-import asyncio
+import functools
 import time
+from typing import Any
 
 from fastapi import APIRouter, Request, WebSocket
 
@@ -67,20 +68,24 @@ async def ingest_socket(websocket: WebSocket, room: RoomIdPath) -> None:
             raise RateLimited(f"a connection may send {per_socket} events per second")
         await limits.admit_events(token, count)
 
-    async def answer(text: str) -> asyncio.Future[str]:
-        return await service.submit(room, text, admit, ack)
-
-    await answer_frames(websocket, "ingest", answer)
+    await answer_frames(websocket, "ingest", lambda text: service.submit(room, text, admit, ack))
 
 
 def ack(result: IngestResult) -> str:
     # Built by hand: this runs once per frame on the hottest socket path.
+    if not result.rejected:
+        return _clean_ack(result.accepted, result.duplicates)
     rejected = [rejection.model_dump() for rejection in result.rejected]
+    return _ack_text(result.accepted, result.duplicates, rejected)
+
+
+@functools.lru_cache(maxsize=1024)
+def _clean_ack(accepted: int, duplicates: int) -> str:
+    # Most frames are a few events, all taken: their acks are a few strings, built once.
+    return _ack_text(accepted, duplicates, [])
+
+
+def _ack_text(accepted: int, duplicates: int, rejected: list[dict[str, Any]]) -> str:
     return codec.dumps_str(
-        {
-            "type": "ack",
-            "accepted": result.accepted,
-            "duplicates": result.duplicates,
-            "rejected": rejected,
-        }
+        {"type": "ack", "accepted": accepted, "duplicates": duplicates, "rejected": rejected}
     )
