@@ -138,7 +138,7 @@ def rows(results: Results) -> list[tuple[str, str, str, str, str]]:
         errors = f"; {floor.error_count:,} errors" if floor.error_count else ""
         out.append(
             (
-                "  WS server floor: uvicorn answering 1-event frames, no work",
+                "  WS server floor: the gateway's protocol answering 1-event frames, no work",
                 str(floor.server_processes),
                 f"{floor.frames_per_s:,.0f} frames/s, {floor.server_us_per_frame:g} µs server "
                 f"CPU/frame{errors}",
