@@ -257,6 +257,30 @@ async def test_frames_sent_back_to_back_are_answered_and_stored_in_order(
     ]
 
 
+async def test_frames_answered_as_read_and_frames_that_wait_keep_one_order(
+    stack: Stack, redis: Redis, room: str
+) -> None:
+    # A frame is answered as it is read unless this gateway is due to share its count of the
+    # token's events (every 50 ms) or to look at the room again (every second): that frame
+    # waits for a task, and the frames read meanwhile wait behind it. 2.5 s of bursts cross
+    # both many times.
+    url = f"{stack.ws_url}/v1/rooms/{room}/ingest?token={stack.token(Role.INGEST, [room])}"
+    sizes = [1 + i % 3 for i in range(500)]
+    async with connect(url) as socket:
+
+        async def read_acks() -> list[int]:
+            return [codec.loads(await socket.recv())["accepted"] for _ in sizes]
+
+        reading = asyncio.ensure_future(read_acks())
+        for i, size in enumerate(sizes):  # bursts of 10 frames, 20 a second
+            await socket.send(codec.dumps_str([chat(f"m{i}-{k}") for k in range(size)]))
+            if i % 10 == 9:
+                await asyncio.sleep(0.05)
+        assert await asyncio.wait_for(reading, 10) == sizes
+    stored = [e["text"] for e in await stored_events(redis, room)]
+    assert stored == [f"m{i}-{k}" for i, size in enumerate(sizes) for k in range(size)]
+
+
 async def test_a_frame_past_the_protocol_cap_closes_only_that_socket(
     stack: Stack, room: str
 ) -> None:

@@ -15,7 +15,7 @@ import logging
 import multiprocessing
 import signal
 import socket
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from multiprocessing.connection import wait
 from multiprocessing.process import BaseProcess
 from types import FrameType
@@ -56,6 +56,7 @@ class GatewayWebSocketProtocol(WebSocketsSansIOProtocol):
     """
 
     _direct = False
+    _take: Callable[[str | bytes], bool] | None = None
     # Bytes past the last whole frame read here; None while websockets' parser reads (the
     # handshake, and a socket whose first frame came with its handshake).
     _unread: bytearray | None = None
@@ -118,6 +119,10 @@ class GatewayWebSocketProtocol(WebSocketsSansIOProtocol):
         self.scope["extensions"][DIRECT_FRAMES] = {"socket": self}
         await super().run_asgi()
 
+    def take_frames(self, take: Callable[[str | bytes], bool]) -> None:
+        self._direct = True
+        self._take = take
+
     async def receive_frame(self) -> str | bytes | None:
         self._direct = True
         if not self.writable.is_set():  # the peer is not reading its answers: take no more
@@ -142,16 +147,23 @@ class GatewayWebSocketProtocol(WebSocketsSansIOProtocol):
         self.frames = []
         if self.close_sent:  # as uvicorn: the app is closing, the peer's messages are dropped
             return
-        message: ASGIReceiveEvent
+        frame: str | bytes = data
         if self.curr_msg_data_type == "text":
             try:
-                message = {"type": "websocket.receive", "text": data.decode()}
+                frame = data.decode()
             except UnicodeDecodeError:
                 self.conn.send_close(1007)
                 self.handle_parser_exception()
                 return
+        # Taken at once, unless frames wait before it or its answer could not be written now.
+        take = self._take
+        if take is not None and self.queue.empty() and self.writable.is_set() and take(frame):
+            return
+        message: ASGIReceiveEvent
+        if isinstance(frame, str):
+            message = {"type": "websocket.receive", "text": frame}
         else:
-            message = {"type": "websocket.receive", "bytes": data}
+            message = {"type": "websocket.receive", "bytes": frame}
         self.queue.put_nowait(message)
         if not self.read_paused and self.queue.qsize() >= _HELD_MESSAGES:
             self.read_paused = True

@@ -19,6 +19,8 @@ from livectl.rooms.service import RoomCache
 
 # Raises (RateLimited) when a batch of this many events may not be taken.
 Admit = Callable[[int], Awaitable[None]]
+# The same with no wait: False, having counted nothing, when deciding would need Redis.
+AdmitNow = Callable[[int], bool]
 T = TypeVar("T")
 
 # How often a gateway looks again at a room it takes events for: an end reaches every gateway
@@ -49,21 +51,52 @@ class IngestService:
         batch = parse_batch(raw, max_events=self._settings.max_batch_events)
         try:
             await admit(len(batch.events))
-            await self._check_open(room)
+            looked = self._fresh_look(room) or await self._lookups.run(
+                room, lambda: self._look_at(room)
+            )
         except RedisError as exc:
             raise store_unavailable() from exc
+        return self._append(room, batch, looked, answer)
+
+    def submit_now(
+        self,
+        room: str,
+        raw: bytes | str,
+        admit_now: AdmitNow,
+        answer: Callable[[IngestResult], T],
+    ) -> asyncio.Future[T] | None:
+        """``submit`` with no wait, as a socket's frames mostly can be: None, having done
+        nothing, when the room is due a fresh look or ``admit_now`` declines."""
+        looked = self._fresh_look(room)
+        if looked is None:
+            return None
+        batch = parse_batch(raw, max_events=self._settings.max_batch_events)
+        if not admit_now(len(batch.events)):
+            return None
+        return self._append(room, batch, looked, answer)
+
+    def _append(
+        self,
+        room: str,
+        batch: ParsedBatch,
+        looked: tuple[float, int | None],
+        answer: Callable[[IngestResult], T],
+    ) -> asyncio.Future[T]:
+        """RoomEnded past the grace after the room's end; else the batch queued to store."""
+        ended_at = looked[1]
+        if ended_at is not None and now_ms() >= ended_at + self._settings.ended_room_grace_ms:
+            raise RoomEnded("this live ended; its room takes no more events")
         return self.appender.submit(
             room, batch, lambda duplicates: answer(_counted(batch, duplicates))
         )
 
-    async def _check_open(self, room: str) -> None:
-        """RoomNotFound for rooms never created; RoomEnded past the grace after the end."""
+    def _fresh_look(self, room: str) -> tuple[float, int | None] | None:
+        """The room's record as last looked at, unless it is due another look (rooms never
+        looked at, and live rooms every _RECHECK_S: an end reaches every gateway that soon)."""
         looked = self._looked_at.get(room)
         if looked is None or (looked[1] is None and time.monotonic() - looked[0] > _RECHECK_S):
-            looked = await self._lookups.run(room, lambda: self._look_at(room))
-        ended_at = looked[1]
-        if ended_at is not None and now_ms() >= ended_at + self._settings.ended_room_grace_ms:
-            raise RoomEnded("this live ended; its room takes no more events")
+            return None
+        return looked
 
     async def _look_at(self, room: str) -> tuple[float, int | None]:
         state = await self._rooms.state(room)

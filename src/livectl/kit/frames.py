@@ -39,6 +39,8 @@ _MAX_CLOSE_REASON = 120
 
 # Does a frame's ordered part and returns its answer to come (a future or task).
 FrameAnswer = Callable[[str], Awaitable["asyncio.Future[str]"]]
+# The same with no wait, as the frame is read: None, having done nothing, when it would wait.
+FrameAnswerNow = Callable[[str], "asyncio.Future[str] | None"]
 
 
 class DirectFrames(Protocol):
@@ -50,12 +52,20 @@ class DirectFrames(Protocol):
     def send_text(self, text: str) -> None:
         """Write a text frame now (dropped once the connection is closing)."""
 
+    def take_frames(self, take: Callable[[str | bytes], bool]) -> None:
+        """Offer each frame to ``take`` as it is read, while none waits to be received and
+        an answer could be written; a frame it declines (False) waits for receive_frame."""
 
-async def answer_frames(websocket: WebSocket, kind: str, answer: FrameAnswer) -> None:
+
+async def answer_frames(
+    websocket: WebSocket, kind: str, answer: FrameAnswer, answer_now: FrameAnswerNow | None = None
+) -> None:
     """Accept, then answer each frame with what ``answer`` gives, or with the error it
     raised as ``{"type": "error", "error", "detail"}``. Binary and oversized frames are
     refused one by one; the socket stays open for the next frame whatever one frame was,
-    unless its error has a close code (a limit): then that closes the socket."""
+    unless its error has a close code (a limit): then that closes the socket. Where the
+    server offers direct frames, ``answer_now`` answers frames as they are read, with no task
+    switch, whenever it can do so without waiting."""
     max_frame = websocket.app.state.resources.settings.max_frame_bytes
     offered = websocket.scope.get("extensions", {}).get(DIRECT_FRAMES)
     direct: DirectFrames | None = None if offered is None else offered["socket"]
@@ -65,62 +75,93 @@ async def answer_frames(websocket: WebSocket, kind: str, answer: FrameAnswer) ->
         if direct is None:
             await _answer_over_asgi(websocket, max_frame, answer)
         else:
-            await _answer_directly(websocket, direct, max_frame, answer)
+            await _DirectAnswers(websocket, direct, max_frame, answer, answer_now).run()
     finally:
         metrics.SOCKETS_OPEN.labels(kind).dec()
 
 
-async def _answer_directly(
-    websocket: WebSocket, direct: DirectFrames, max_frame: int, answer: FrameAnswer
-) -> None:
-    answers = _InOrder(websocket, direct)
-    try:
-        while answers.closing is None:
-            frame = await direct.receive_frame()
-            if frame is None:
-                return
-            try:
-                pending = await answer(_text(frame, max_frame))
-            except LivectlError as exc:
-                pending = _failed(exc)
-                if exc.close_code is not None:
-                    # The answers before this frame go out first, then this one closes.
-                    answers.add(pending)
-                    await answers.room(below=1)
-                    break
-            answers.add(pending)
-            await answers.room(below=_IN_FLIGHT)
-        if answers.closing is not None:
-            with contextlib.suppress(WebSocketDisconnect, RuntimeError):
-                await answers.closing
-    finally:
-        answers.forget()
+class _DirectAnswers:
+    """Frames of a direct socket answered in order, each answer written by the callback that
+    completes it, no task between. Frames are answered as they are read (``answer_now``)
+    unless one waits before them; the others wait for ``run``, which may wait in turn. An
+    error with a close code, or one that is not a LivectlError, closes the socket."""
 
-
-class _InOrder:
-    """Answers written in frame order by the callbacks that complete them, no task between.
-    An error with a close code, or one that is not a LivectlError, closes the socket."""
-
-    def __init__(self, websocket: WebSocket, direct: DirectFrames) -> None:
+    def __init__(
+        self,
+        websocket: WebSocket,
+        direct: DirectFrames,
+        max_frame: int,
+        answer: FrameAnswer,
+        answer_now: FrameAnswerNow | None,
+    ) -> None:
         self._websocket = websocket
         self._direct = direct
+        self._max_frame = max_frame
+        self._answer = answer
+        self._answer_now = answer_now
         self._waiting: deque[asyncio.Future[str]] = deque()
         self._room: asyncio.Future[None] | None = None
+        # run() is between taking a frame and holding its answer: frames read meanwhile must
+        # wait their turn.
+        self._reading = False
         self.closing: asyncio.Future[None] | None = None
 
-    def add(self, pending: asyncio.Future[str]) -> None:
+    async def run(self) -> None:
+        if self._answer_now is not None:
+            self._direct.take_frames(self._take_now)
+        try:
+            while self.closing is None:
+                frame = await self._direct.receive_frame()
+                if frame is None:
+                    return
+                self._reading = True
+                try:
+                    pending = await self._answer(_text(frame, self._max_frame))
+                except LivectlError as exc:
+                    pending = _failed(exc)
+                    if exc.close_code is not None:
+                        # The answers before this frame go out first, then this one closes.
+                        self._add(pending)
+                        await self._until_fewer_than(1)
+                        break
+                self._add(pending)
+                self._reading = False
+                await self._until_fewer_than(_IN_FLIGHT)
+            if self.closing is not None:
+                with contextlib.suppress(WebSocketDisconnect, RuntimeError):
+                    await self.closing
+        finally:
+            while self._waiting:  # answers nobody will read: their errors are not news
+                self._waiting.popleft().add_done_callback(_forget)
+
+    def _take_now(self, frame: str | bytes) -> bool:
+        answer_now = self._answer_now
+        if answer_now is None or self._reading or self.closing is not None:
+            return False
+        if len(self._waiting) >= _IN_FLIGHT:
+            return False
+        try:
+            pending = answer_now(_text(frame, self._max_frame))
+        except LivectlError as exc:
+            if exc.close_code is not None:
+                return False  # run() answers it again, and closes in order
+            pending = _failed(exc)
+        except Exception:  # run() answers it again, and fails as a task does
+            return False
+        if pending is None:
+            return False
+        self._add(pending)
+        return True
+
+    def _add(self, pending: asyncio.Future[str]) -> None:
         self._waiting.append(pending)
         pending.add_done_callback(self._send_ready)
 
-    async def room(self, *, below: int) -> None:
-        """Returns once fewer than ``below`` answers wait, or the socket is closing."""
-        while len(self._waiting) >= below and self.closing is None:
+    async def _until_fewer_than(self, count: int) -> None:
+        """Returns once fewer than ``count`` answers wait, or the socket is closing."""
+        while len(self._waiting) >= count and self.closing is None:
             self._room = asyncio.get_running_loop().create_future()
             await self._room
-
-    def forget(self) -> None:
-        while self._waiting:  # answers nobody will read: their errors are not news
-            self._waiting.popleft().add_done_callback(_forget)
 
     def _send_ready(self, _: asyncio.Future[str]) -> None:
         waiting = self._waiting

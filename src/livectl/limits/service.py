@@ -46,6 +46,10 @@ return 1
 """
 
 
+def _refusal(limit: int) -> str:
+    return f"this token may send {limit} events per second"
+
+
 @dataclass(slots=True)
 class _TokenSecond:
     """One token's events in one second: the shared total last read, and what this process
@@ -69,23 +73,19 @@ class GatewayLimits:
         self._leases: dict[str, set[str]] = defaultdict(set)
         self._renewer: asyncio.Task[None] | None = None
 
+    def admit_events_now(self, token_id: str, count: int) -> bool:
+        """Count ``count`` events against the token's per-second limit if that needs no Redis
+        call; False, counting nothing, when this process is due to share its count first.
+        RateLimited past the limit."""
+        return self._due_to_share(token_id, count) is None
+
     async def admit_events(self, token_id: str, count: int) -> None:
         """Count ``count`` events against the token's per-second limit; RateLimited past it."""
+        meter = self._due_to_share(token_id, count)
+        if meter is None:
+            return
+        # Add what was admitted here since the last share, and decide this batch on the total.
         limit = self._settings.ingest_events_per_s_per_token
-        if limit <= 0:
-            return
-        refusal = f"this token may send {limit} events per second"
-        second = int(time.time())
-        meter = self._seconds.get(token_id)
-        if meter is None or meter.second != second:
-            self._prune(second)
-            meter = self._seconds[token_id] = _TokenSecond(second)
-        if meter.shared + meter.unsynced + count > limit:
-            raise RateLimited(refusal)
-        if time.monotonic() - meter.synced_at < _SYNC_S:
-            meter.unsynced += count
-            return
-        # Due to share: add what was admitted here since, and decide this batch on the total.
         adding, meter.unsynced = meter.unsynced, 0
         meter.synced_at = time.monotonic()
         total, admitted = await self._count_events(
@@ -93,7 +93,25 @@ class GatewayLimits:
         )
         meter.shared = max(meter.shared, int(total))
         if not admitted:
-            raise RateLimited(refusal)
+            raise RateLimited(_refusal(limit))
+
+    def _due_to_share(self, token_id: str, count: int) -> _TokenSecond | None:
+        """None once the events are counted here; the token's meter, nothing counted, when
+        this process is due to share its count. RateLimited past the limit."""
+        limit = self._settings.ingest_events_per_s_per_token
+        if limit <= 0:
+            return None
+        second = int(time.time())
+        meter = self._seconds.get(token_id)
+        if meter is None or meter.second != second:
+            self._prune(second)
+            meter = self._seconds[token_id] = _TokenSecond(second)
+        if meter.shared + meter.unsynced + count > limit:
+            raise RateLimited(_refusal(limit))
+        if time.monotonic() - meter.synced_at < _SYNC_S:
+            meter.unsynced += count
+            return None
+        return meter
 
     def _prune(self, second: int) -> None:
         # Tokens that went quiet: at most once a second, drop their past seconds.
