@@ -1,6 +1,6 @@
 """The WebSocket server's floor: uvicorn with the gateway's WebSocket protocol, as the gateway
-runs it, serving an app that reads each frame as the gateway's request-and-answer sockets do
-(``kit.frames``: straight from the protocol) and answers it with a fixed ack, doing nothing
+runs it, serving an app that takes each frame as the gateway's request-and-answer sockets do
+(``kit.frames``: as the protocol reads it) and answers it with a fixed ack, doing nothing
 else. Its CPU per frame, under the same load as the gateway's one-event frames, is what
 uvicorn, the kernel and the load cost before livectl does any work; the gateway's CPU above it
 is livectl's."""
@@ -25,7 +25,13 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
         await receive()  # websocket.connect
         await send({"type": "websocket.accept"})
         direct: DirectFrames = scope["extensions"][DIRECT_FRAMES]["socket"]
-        while await direct.receive_frame() is not None:
+
+        def answer_now(frame: str | bytes) -> bool:
+            direct.send_text(ACK)
+            return True
+
+        direct.take_frames(answer_now)
+        while await direct.receive_frame() is not None:  # frames read while not writable
             direct.send_text(ACK)
 
 
