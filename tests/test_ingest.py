@@ -132,6 +132,29 @@ async def test_concurrent_duplicates_are_accepted_exactly_once(
     assert len(await stored_events(redis, room)) == 1
 
 
+async def test_metrics_count_what_was_stored_duplicated_and_rejected(
+    ingest: httpx.AsyncClient, admin: httpx.AsyncClient
+) -> None:
+    names = ["accepted", "duplicate", "rejected"]
+
+    async def counts() -> list[float]:
+        lines = (await admin.get("/metrics")).text.splitlines()
+        return [
+            float(line.split()[1])
+            for name in names
+            for line in lines
+            if line.startswith(f"livectl_events_{name}_total ")
+        ]
+
+    assert (await ingest.post("/events", json=chat("first", event_id="seen-1"))).status_code == 202
+    before = await counts()
+    batch = [chat("a"), chat("again", event_id="seen-1"), chat("b"), {"type": "nope"}]
+    answer = (await ingest.post("/events", json=batch)).json()
+    assert (answer["accepted"], answer["duplicates"], len(answer["rejected"])) == (2, 1, 1)
+    after = await counts()
+    assert [b - a for a, b in zip(before, after, strict=True)] == [2, 1, 1]
+
+
 @pytest.mark.parametrize(
     ("body", "status", "error"),
     [

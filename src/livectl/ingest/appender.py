@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from livectl import metrics
 from livectl.bus.keys import RoomKeys
 from livectl.bus.scripts import ScriptCall, run_many
 from livectl.config import Settings
@@ -182,11 +183,18 @@ class Appender:
             for batch in pending.values():
                 batch.fail(exc)
             return
+        stored = duplicated = 0
         for batch, result in zip(pending.values(), results, strict=True):
             if isinstance(result, Exception):
                 batch.fail(result)
             else:
-                batch.settle(parse_indexes(result[1]))
+                duplicates = parse_indexes(result[1])
+                batch.settle(duplicates)
+                stored += len(batch.ids) - len(duplicates)
+                duplicated += len(duplicates)
+        # Counted per flush, not per frame: each inc takes a lock.
+        metrics.EVENTS_ACCEPTED.inc(stored)
+        metrics.EVENTS_DUPLICATE.inc(duplicated)
 
     async def close(self) -> None:
         if self._sender is not None:
