@@ -15,6 +15,7 @@ import logging
 import multiprocessing
 import signal
 import socket
+from asyncio import BaseTransport
 from collections.abc import Callable, Sequence
 from multiprocessing.connection import wait
 from multiprocessing.process import BaseProcess
@@ -23,6 +24,7 @@ from typing import Any, Literal
 
 import uvicorn
 from uvicorn._types import ASGIReceiveEvent
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 from livectl.kit.frames import DIRECT_FRAMES, asgi_frame
@@ -114,6 +116,15 @@ class GatewayWebSocketProtocol(WebSocketsSansIOProtocol):
                 self.send_receive_event_to_app()
             start = end
         return start
+
+    def connection_made(self, transport: BaseTransport) -> None:
+        upgraded = transport.get_protocol()  # the HTTP protocol, handing the connection on
+        super().connection_made(transport)
+        # uvicorn breaks its HTTP protocol's cycle with its parser in connection_lost, which
+        # an upgraded connection never reaches: broken here, reference counting frees it at
+        # once instead of leaving ~18 objects per socket to the cyclic collector.
+        if isinstance(upgraded, HttpToolsProtocol):
+            upgraded.parser = None  # type: ignore[assignment]
 
     async def run_asgi(self) -> None:
         self.scope["extensions"][DIRECT_FRAMES] = {"socket": self}
