@@ -7,6 +7,7 @@ import base64
 import os
 import socket
 import struct
+from typing import Any
 
 import httpx
 from redis.asyncio import Redis
@@ -226,11 +227,14 @@ async def test_a_console_that_never_reads_is_closed_with_4008_and_others_keep_up
     stalled = _raw_console(stack, room)
     reader = await open_console(stack, room)
     await reader.next_of("snapshot")
-    # ~7 MB: more than the server's socket send buffer can absorb (up to 4 MB here).
+    # ~7 MB: more than the server's socket send buffer can absorb (up to 4 MB here). Each
+    # 200 are posted once the reader has the 200 before: a burst larger than its queue could
+    # otherwise close the reader as too slow too, when this test process falls behind.
     texts = [f"{i:05d} " + "弹幕" * 200 for i in range(6000)]
-    sender = asyncio.create_task(post_chats(stack, room, texts))
-    received = await reader.collect(len(texts), timeout=30)
-    await sender
+    received: list[dict[str, Any]] = []
+    for start in range(0, len(texts), 200):
+        await post_chats(stack, room, texts[start : start + 200])
+        received += await reader.collect(200, timeout=30)
     assert [m["data"]["text"][:5] for m in received] == [f"{i:05d}" for i in range(6000)]
 
     async with httpx.AsyncClient(base_url=stack.base_url) as client:
