@@ -63,19 +63,19 @@ async def ingest_socket(websocket: WebSocket, room: RoomIdPath) -> None:
     per_socket = websocket.app.state.resources.settings.ingest_events_per_s_per_socket
     window = FixedWindow(per_socket)
 
-    refusal = f"a connection may send {per_socket} events per second"
+    def admit_here(count: int) -> None:
+        if not window.admit(count, time.time()):
+            raise RateLimited(f"a connection may send {per_socket} events per second")
 
     # The token's limit first: it alone may need Redis, and declining then counts nothing.
     async def admit(count: int) -> None:
         await limits.admit_events(token, count)
-        if not window.admit(count, time.time()):
-            raise RateLimited(refusal)
+        admit_here(count)
 
     def admit_now(count: int) -> bool:
         if not limits.admit_events_now(token, count):
             return False
-        if not window.admit(count, time.time()):
-            raise RateLimited(refusal)
+        admit_here(count)
         return True
 
     await answer_frames(
