@@ -12,7 +12,7 @@ import argparse
 from starlette.types import Receive, Scope, Send
 
 from livectl.kit.frames import DIRECT_FRAMES, DirectFrames
-from livectl.serving import serve
+from livectl.serving import GatewayWebSocketProtocol, serve
 
 ACK = '{"type":"ack","accepted":1,"duplicates":0,"rejected":[]}'
 
@@ -45,8 +45,7 @@ def main() -> int:
     parser.add_argument("--log-level", default="warning")
     args = parser.parse_args()
     options = {"app": "loadtest.floor_app:app", "host": args.host, "port": args.port}
-    options |= {"ws": "livectl.serving:GatewayWebSocketProtocol", "access_log": False}
-    options |= {"log_level": args.log_level}
+    options |= {"ws": GatewayWebSocketProtocol, "access_log": False, "log_level": args.log_level}
     return serve(options, args.processes)
 
 

@@ -85,7 +85,7 @@ def api(
 ) -> None:
     """Run the gateway (HTTP and WebSocket)."""
     from livectl.kit.logs import gateway_log_config
-    from livectl.serving import serve
+    from livectl.serving import GatewayWebSocketProtocol, serve
 
     _logging(log_level)
     settings = Settings()
@@ -95,7 +95,7 @@ def api(
             "factory": True,
             "host": host or settings.host,
             "port": port or settings.port,
-            "ws": "livectl.serving:GatewayWebSocketProtocol",
+            "ws": GatewayWebSocketProtocol,
             "ws_max_size": settings.ws_protocol_max_bytes,
             "log_config": gateway_log_config(),
             "log_level": log_level,
