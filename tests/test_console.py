@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import gc
 import os
 import socket
 import struct
@@ -16,7 +17,9 @@ from websockets.asyncio.client import connect
 from livectl.auth.tokens import Role
 from livectl.bus.publish import Message, Publisher
 from livectl.config import Settings
+from livectl.console.snapshot import console_snapshot, live_snapshot
 from livectl.kit import codec
+from livectl.resources import Resources
 from tests.conftest import (
     Stack,
     chat,
@@ -55,6 +58,25 @@ async def test_first_message_is_a_snapshot_of_the_room(
     assert snapshot["data"]["recommended"] == "sku-1"
     assert snapshot["data"]["stats"]["comments"] == 0
     await console.socket.close()
+
+
+async def test_a_snapshot_leaves_no_cyclic_garbage(resources: Resources, room: str) -> None:
+    # The gateway runs its collector's young passes rarely (livectl.app): garbage that only the
+    # collector frees would then pile up with every console that connects.
+    for snapshot in (console_snapshot, live_snapshot):
+        await snapshot(resources, room)  # first use: imports, caches, pooled connections
+    gc.collect()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        for _ in range(20):
+            for snapshot in (console_snapshot, live_snapshot):
+                await snapshot(resources, room)
+        gc.collect()
+        left = sorted({f"{type(o).__module__}.{type(o).__qualname__}" for o in gc.garbage})
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+    assert left == []
 
 
 async def test_chat_posted_over_rest_reaches_every_console(stack: Stack, room: str) -> None:

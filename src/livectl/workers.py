@@ -38,13 +38,13 @@ from livectl.stats.worker import StatsWorker
 log = logging.getLogger("livectl.worker")
 
 # Net container allocations between two passes of the cyclic collector over its young
-# generation (CPython's default: 700, which the gateway keeps: see docs/performance.md). A
-# worker parses entries of up to 1,000 events, and its groups hold up to 16 such entries at
-# once; at the default a pass ran every few hundred events, walked the ones still alive and
-# moved them to the older generations, whose passes walked them again. Stats and ranking
-# handled 130,000-148,000 events per worker CPU-second at the default and 190,000-203,000 at
-# 100,000 (stats-lag bench, interleaved runs, before they shared their counting). Parsed
-# events are freed by reference counting; this only delays looking for cycles.
+# generation (CPython's default: 700; the gateway's is in livectl.app). A worker parses entries
+# of up to 1,000 events, and its groups hold up to 16 such entries at once; at the default a
+# pass ran every few hundred events, walked the ones still alive and moved them to the older
+# generations, whose passes walked them again. Stats and ranking handled 130,000-148,000 events
+# per worker CPU-second at the default and 190,000-203,000 at 100,000 (stats-lag bench,
+# interleaved runs, before they shared their counting). Parsed events are freed by reference
+# counting; this only delays looking for cycles.
 _YOUNG_CONTAINERS = 100_000
 
 
