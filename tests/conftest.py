@@ -38,6 +38,7 @@ from livectl.auth.tokens import ALL_ROOMS, Role, issue_token
 from livectl.bus.keys import RawEntry
 from livectl.config import Settings
 from livectl.embedded import EmbeddedServices, ServiceUrls
+from livectl.ingest.validation import ParsedBatch
 from livectl.kit import codec
 from livectl.resources import Resources, open_resources
 from livectl.store.migrate import upgrade
@@ -319,7 +320,7 @@ async def room(admin: httpx.AsyncClient) -> AsyncIterator[str]:
     await admin.post(f"/v1/rooms/{created}/end")
 
 
-def duplicates(count: int) -> int:
+def duplicates(batch: ParsedBatch, count: int) -> int:
     """What an appended batch answers, for tests that append directly: its duplicates."""
     return count
 

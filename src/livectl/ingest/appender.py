@@ -64,6 +64,9 @@ return {entry, skipped}
 _FLUSH_BYTES = 512 * 1024
 
 T = TypeVar("T")
+# What a batch's future holds, made from the batch and how many of its events were duplicates.
+# One function for all batches, not a closure each: this runs once per frame.
+Answer = Callable[[ParsedBatch, int], T]
 
 
 def store_unavailable() -> ServiceUnavailable:
@@ -74,15 +77,13 @@ def store_unavailable() -> ServiceUnavailable:
 class _RoomBatch:
     payloads: list[bytes] = field(default_factory=list)
     ids: list[str] = field(default_factory=list)
-    # (first event index, event count, waiter, its answer from the duplicates) for each batch
-    waiters: list[tuple[int, int, asyncio.Future[Any], Callable[[int], Any]]] = field(
+    # (first event index, batch, waiter, its answer) for each batch
+    waiters: list[tuple[int, ParsedBatch, asyncio.Future[Any], Answer[Any]]] = field(
         default_factory=list
     )
 
-    def add(
-        self, batch: ParsedBatch, waiter: asyncio.Future[T], answer: Callable[[int], T]
-    ) -> None:
-        self.waiters.append((len(self.ids), len(batch.events), waiter, answer))
+    def add(self, batch: ParsedBatch, waiter: asyncio.Future[T], answer: Answer[T]) -> None:
+        self.waiters.append((len(self.ids), batch, waiter, answer))
         self.payloads.append(batch.payload)
         self.ids += [event.get("id") or "" for event in batch.events]
 
@@ -90,12 +91,12 @@ class _RoomBatch:
         return b"[" + b",".join(p[1:-1] for p in self.payloads) + b"]"
 
     def settle(self, duplicates: list[int]) -> None:
-        for start, count, waiter, answer in self.waiters:
+        for start, batch, waiter, answer in self.waiters:
             if not waiter.done():
                 lo = bisect.bisect_left(duplicates, start)
-                hi = bisect.bisect_left(duplicates, start + count)
+                hi = bisect.bisect_left(duplicates, start + len(batch.events))
                 try:
-                    waiter.set_result(answer(hi - lo))
+                    waiter.set_result(answer(batch, hi - lo))
                 except Exception as exc:  # a bug in the answer fails its own batch only
                     waiter.set_exception(exc)
 
@@ -119,15 +120,13 @@ class Appender:
         # The task sending flushes, one after another, while there are any.
         self._sender: asyncio.Task[None] | None = None
 
-    def submit(
-        self, room: str, batch: ParsedBatch, answer: Callable[[int], T]
-    ) -> asyncio.Future[T]:
-        """Queue the batch for the next flush; the future is ``answer(duplicates)`` once it
-        is stored (one future per batch: this runs once per frame), ServiceUnavailable when
+    def submit(self, room: str, batch: ParsedBatch, answer: Answer[T]) -> asyncio.Future[T]:
+        """Queue the batch for the next flush; the future is ``answer(batch, duplicates)`` once
+        it is stored (one future per batch: this runs once per frame), ServiceUnavailable when
         Redis fails. Batches are stored in the order they are submitted."""
         waiter: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         if not batch.events:
-            waiter.set_result(answer(0))
+            waiter.set_result(answer(batch, 0))
             return waiter
         pending = self._pending.get(room)
         if pending is None:  # (not setdefault: that would build a _RoomBatch every frame)

@@ -8,7 +8,7 @@ from typing import TypeVar
 from redis.exceptions import RedisError
 
 from livectl import metrics
-from livectl.ingest.appender import Appender, store_unavailable
+from livectl.ingest.appender import Answer, Appender, store_unavailable
 from livectl.ingest.schemas import IngestResult
 from livectl.ingest.validation import ParsedBatch, parse_batch
 from livectl.kit.clock import now_ms
@@ -40,14 +40,14 @@ class IngestService:
         self.appender = Appender(resources.redis, resources.settings)
 
     async def ingest(self, room: str, raw: bytes | str, admit: Admit) -> IngestResult:
-        return await (await self.submit(room, raw, admit, _as_is))
+        return await (await self.submit(room, raw, admit, result_of))
 
     async def submit(
-        self, room: str, raw: bytes | str, admit: Admit, answer: Callable[[IngestResult], T]
+        self, room: str, raw: bytes | str, admit: Admit, answer: Answer[T]
     ) -> asyncio.Future[T]:
         """Validate the batch, let ``admit`` refuse it (rate limits, by its count of valid
         events) and queue it for storing, in call order; the future is ``answer`` of the
-        result once it is stored."""
+        batch and its duplicates once it is stored."""
         batch = parse_batch(raw, max_events=self._settings.max_batch_events)
         try:
             await admit(len(batch.events))
@@ -63,7 +63,7 @@ class IngestService:
         room: str,
         raw: bytes | str,
         admit_now: AdmitNow,
-        answer: Callable[[IngestResult], T],
+        answer: Answer[T],
     ) -> asyncio.Future[T] | None:
         """``submit`` with no wait, as a socket's frames mostly can be: None, having done
         nothing, when the room is due a fresh look or ``admit_now`` declines."""
@@ -80,15 +80,15 @@ class IngestService:
         room: str,
         batch: ParsedBatch,
         looked: tuple[float, int | None],
-        answer: Callable[[IngestResult], T],
+        answer: Answer[T],
     ) -> asyncio.Future[T]:
         """RoomEnded past the grace after the room's end; else the batch queued to store."""
         ended_at = looked[1]
         if ended_at is not None and now_ms() >= ended_at + self._settings.ended_room_grace_ms:
             raise RoomEnded("this live ended; its room takes no more events")
-        return self.appender.submit(
-            room, batch, lambda duplicates: answer(_counted(batch, duplicates))
-        )
+        if batch.rejected:  # (the appender counts what it stores, per flush)
+            metrics.EVENTS_REJECTED.inc(len(batch.rejected))
+        return self.appender.submit(room, batch, answer)
 
     def _fresh_look(self, room: str) -> tuple[float, int | None] | None:
         """The room's record as last looked at, unless it is due another look (rooms never
@@ -104,12 +104,6 @@ class IngestService:
         return looked
 
 
-def _as_is(result: IngestResult) -> IngestResult:
-    return result
-
-
-def _counted(batch: ParsedBatch, duplicates: int) -> IngestResult:
-    if batch.rejected:  # (the appender counts what it stores, per flush)
-        metrics.EVENTS_REJECTED.inc(len(batch.rejected))
+def result_of(batch: ParsedBatch, duplicates: int) -> IngestResult:
     accepted = len(batch.events) - duplicates
     return IngestResult(accepted=accepted, duplicates=duplicates, rejected=batch.rejected)

@@ -31,7 +31,7 @@ _ERROR_WORDS = {
 }
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # (not frozen: a frozen dataclass's __init__ costs a setattr call a field)
 class ParsedBatch:
     events: Sequence[Event]
     payload: bytes  # the accepted events as a JSON array, exactly as they are stored
