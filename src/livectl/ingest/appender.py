@@ -29,26 +29,29 @@ from livectl.ingest.validation import ParsedBatch
 from livectl.kit.clock import now_ms
 
 # KEYS: events stream, ids seen in this window, ids seen in the previous window
-# ARGV: maxlen, ttl seconds, payload (JSON array), then one id per event ('' for none)
+# ARGV: maxlen, ttl seconds, payload (JSON array), the events' ids joined by ',' ('' for an
+# event without one; ids never hold a ','). One argument, not one per event: redis-py encodes
+# each argument in Python, which cost more than the rest of the flush for one-event frames.
 # Returns {entry id or '', comma-separated duplicate indexes}; duplicates stay in the payload
 # and are listed in the entry's "x" field for workers to skip.
 _APPEND = """
 local previous_exists = redis.call('EXISTS', KEYS[3]) == 1
 local duplicates = {}
 local with_id = 0
-for i = 4, #ARGV do
-  local id = ARGV[i]
+local events = 0
+for id in string.gmatch(ARGV[4] .. ',', '([^,]*),') do
   if id ~= '' then
     with_id = with_id + 1
     if (previous_exists and redis.call('SISMEMBER', KEYS[3], id) == 1)
         or redis.call('SADD', KEYS[2], id) == 0 then
-      duplicates[#duplicates + 1] = i - 4
+      duplicates[#duplicates + 1] = events
     end
   end
+  events = events + 1
 end
 if with_id > 0 then redis.call('EXPIRE', KEYS[2], ARGV[2]) end
 local skipped = table.concat(duplicates, ',')
-if #duplicates == #ARGV - 3 then
+if #duplicates == events then
   return {'', skipped}
 end
 local entry
@@ -172,7 +175,7 @@ class Appender:
                         self._settings.events_stream_maxlen,
                         2 * window // 1000 + 3600,
                         batch.payload(),
-                        *batch.ids,
+                        ",".join(batch.ids),
                     ],
                 )
             )
