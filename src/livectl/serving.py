@@ -111,9 +111,7 @@ class GatewayWebSocketProtocol(WebSocketsSansIOProtocol):
                 # the whole frame and is at a frame boundary again after it.
                 super().data_received(bytes(buffer[start:end]))
             else:
-                self.curr_msg_data_type = kind
-                self.frames = [apply_mask(buffer[head + 4 : end], buffer[head : head + 4])]
-                self.send_receive_event_to_app()
+                self._message(kind, apply_mask(buffer[head + 4 : end], buffer[head : head + 4]))
             start = end
         return start
 
@@ -151,15 +149,25 @@ class GatewayWebSocketProtocol(WebSocketsSansIOProtocol):
         self.transport.write(_text_frame_head(len(payload)) + payload)
 
     def send_receive_event_to_app(self) -> None:
+        """A message websockets' parser read (fragmented, compressed, or before the frames
+        were read here)."""
         if not self._direct:
             super().send_receive_event_to_app()
             return
         data = self.frames[0] if len(self.frames) == 1 else b"".join(self.frames)
         self.frames = []
+        self._message(self.curr_msg_data_type, data)
+
+    def _message(self, kind: Literal["text", "bytes"], data: bytes) -> None:
+        if not self._direct:  # the app reads through ASGI: as uvicorn hands a message on
+            self.curr_msg_data_type = kind
+            self.frames = [data]
+            super().send_receive_event_to_app()
+            return
         if self.close_sent:  # as uvicorn: the app is closing, the peer's messages are dropped
             return
         frame: str | bytes = data
-        if self.curr_msg_data_type == "text":
+        if kind == "text":
             try:
                 frame = data.decode()
             except UnicodeDecodeError:

@@ -26,6 +26,7 @@ from livectl.bus.scripts import ScriptCall, run_many
 from livectl.config import Settings
 from livectl.errors import ServiceUnavailable
 from livectl.ingest.validation import ParsedBatch
+from livectl.kit import codec
 from livectl.kit.clock import now_ms
 
 # KEYS: events stream, ids seen in this window, ids seen in the previous window
@@ -76,22 +77,28 @@ def store_unavailable() -> ServiceUnavailable:
     return ServiceUnavailable("the event store is unavailable; retry shortly")
 
 
-@dataclass
+@dataclass(slots=True)
 class _RoomBatch:
-    payloads: list[bytes] = field(default_factory=list)
-    ids: list[str] = field(default_factory=list)
+    events: int = 0  # in the batches below
     # (first event index, batch, waiter, its answer) for each batch
     waiters: list[tuple[int, ParsedBatch, asyncio.Future[Any], Answer[Any]]] = field(
         default_factory=list
     )
 
     def add(self, batch: ParsedBatch, waiter: asyncio.Future[T], answer: Answer[T]) -> None:
-        self.waiters.append((len(self.ids), batch, waiter, answer))
-        self.payloads.append(batch.payload)
-        self.ids += [event.get("id") or "" for event in batch.events]
+        self.waiters.append((self.events, batch, waiter, answer))
+        self.events += len(batch.events)
 
+    # The payload and the ids are made once a flush, not once a frame.
     def payload(self) -> bytes:
-        return b"[" + b",".join(p[1:-1] for p in self.payloads) + b"]"
+        """Every event, as one JSON array."""
+        return codec.dumps([event for _, batch, _, _ in self.waiters for event in batch.events])
+
+    def ids(self) -> str:
+        """Every event's id ('' for none), joined by ','."""
+        return ",".join(
+            event.get("id") or "" for _, batch, _, _ in self.waiters for event in batch.events
+        )
 
     def settle(self, duplicates: list[int]) -> None:
         for start, batch, waiter, answer in self.waiters:
@@ -135,7 +142,7 @@ class Appender:
         if pending is None:  # (not setdefault: that would build a _RoomBatch every frame)
             pending = self._pending[room] = _RoomBatch()
         pending.add(batch, waiter, answer)
-        self._pending_bytes += len(batch.payload)
+        self._pending_bytes += batch.size
         if self._pending_bytes >= _FLUSH_BYTES:
             self._seal()
         if self._sender is None:
@@ -175,7 +182,7 @@ class Appender:
                         self._settings.events_stream_maxlen,
                         2 * window // 1000 + 3600,
                         batch.payload(),
-                        ",".join(batch.ids),
+                        batch.ids(),
                     ],
                 )
             )
@@ -192,7 +199,7 @@ class Appender:
             else:
                 duplicates = parse_indexes(result[1])
                 batch.settle(duplicates)
-                stored += len(batch.ids) - len(duplicates)
+                stored += batch.events - len(duplicates)
                 duplicated += len(duplicates)
         # Counted per flush, not per frame: each inc takes a lock.
         metrics.EVENTS_ACCEPTED.inc(stored)

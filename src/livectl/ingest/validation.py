@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
 from livectl.errors import InvalidBody, InvalidJson, TooManyEvents
-from livectl.ingest.schemas import Event, EventList, IngestRejection
+from livectl.ingest.schemas import Event, IngestRejection, validate_events
 from livectl.kit import codec
 
 # pydantic error types, as the short words integrators see in `rejected[].error`.
@@ -33,9 +33,9 @@ _ERROR_WORDS = {
 
 @dataclass(slots=True)  # (not frozen: a frozen dataclass's __init__ costs a setattr call a field)
 class ParsedBatch:
-    events: Sequence[Event]
-    payload: bytes  # the accepted events as a JSON array, exactly as they are stored
+    events: Sequence[Event]  # the accepted events, as they are stored
     rejected: list[IngestRejection]
+    size: int  # the body's length, in bytes or characters: what the events take, roughly
 
 
 def parse_batch(raw: bytes | str, *, max_events: int) -> ParsedBatch:
@@ -46,7 +46,7 @@ def parse_batch(raw: bytes | str, *, max_events: int) -> ParsedBatch:
         raise InvalidJson(f"the body is not valid JSON: {exc}") from None
     items = _as_items(value, max_events)
     try:
-        events = EventList.validate_python(items)
+        events = validate_events(items)
         rejected: list[IngestRejection] = []
     except ValidationError as exc:
         first_errors: dict[int, ErrorDetails] = {}
@@ -55,11 +55,10 @@ def parse_batch(raw: bytes | str, *, max_events: int) -> ParsedBatch:
             assert isinstance(index, int)
             first_errors.setdefault(index, error)
         rejected = [rejection(index, error) for index, error in sorted(first_errors.items())]
-        events = EventList.validate_python(
+        events = validate_events(
             [item for index, item in enumerate(items) if index not in first_errors]
         )
-    payload = codec.dumps(events)
-    return ParsedBatch(events=events, payload=payload, rejected=rejected)
+    return ParsedBatch(events=events, rejected=rejected, size=len(raw))
 
 
 def _as_items(value: Any, max_events: int) -> list[Any]:
