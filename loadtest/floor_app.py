@@ -26,7 +26,7 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
         await send({"type": "websocket.accept"})
         direct: DirectFrames = scope["extensions"][DIRECT_FRAMES]["socket"]
 
-        def answer_now(frame: str | bytes) -> bool:
+        def answer_now(frame: bytes) -> bool:
             direct.send_text(ACK)
             return True
 

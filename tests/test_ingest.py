@@ -394,6 +394,33 @@ async def test_frames_are_read_whole_however_they_arrive(
     assert stored == expected + [f"large{i}" for i in range(900)]
 
 
+async def test_text_that_is_not_utf8_fails_the_connection(
+    stack: Stack, redis: Redis, room: str
+) -> None:
+    # Text frames are parsed undecoded as they are read; one that is not UTF-8 must still fail
+    # the connection (RFC 6455 8.1), not be answered as bad JSON.
+    reader, writer = await open_raw_socket(stack, room)
+    frames = [
+        client_frame(codec.dumps(chat("颜色好显白"))),
+        client_frame(b"\x00\x01", 0x2),  # binary: refused, and the socket reads on
+        client_frame('[{"type": "chat", "text": "显'.encode()[:-1] + b'"}]'),
+    ]
+    answers = []
+    for frame in frames:
+        writer.write(frame)
+        answers.append(await server_frame(reader))
+    writer.close()
+    await writer.wait_closed()
+    texts = [codec.loads(payload) for opcode, payload in answers[:2]]
+    assert [(t["type"], t.get("accepted"), t.get("error")) for t in texts] == [
+        ("ack", 1, None),
+        ("error", None, "binary_frame"),
+    ]
+    opcode, payload = answers[2]
+    assert (opcode, int.from_bytes(payload[:2])) == (0x8, 1007)
+    assert [e["text"] for e in await stored_events(redis, room)] == ["颜色好显白"]
+
+
 async def test_a_client_not_reading_its_acks_is_held_back_and_loses_nothing(
     stack: Stack, redis: Redis, room: str
 ) -> None:

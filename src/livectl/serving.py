@@ -11,6 +11,7 @@ connections over them by their addresses.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import multiprocessing
 import signal
@@ -58,7 +59,7 @@ class GatewayWebSocketProtocol(WebSocketsSansIOProtocol):
     """
 
     _direct = False
-    _take: Callable[[str | bytes], bool] | None = None
+    _take: Callable[[bytes], bool] | None = None
     # Bytes past the last whole frame read here; None while websockets' parser reads (the
     # handshake, and a socket whose first frame came with its handshake).
     _unread: bytearray | None = None
@@ -128,7 +129,7 @@ class GatewayWebSocketProtocol(WebSocketsSansIOProtocol):
         self.scope["extensions"][DIRECT_FRAMES] = {"socket": self}
         await super().run_asgi()
 
-    def take_frames(self, take: Callable[[str | bytes], bool]) -> None:
+    def take_frames(self, take: Callable[[bytes], bool]) -> None:
         self._direct = True
         self._take = take
 
@@ -145,8 +146,8 @@ class GatewayWebSocketProtocol(WebSocketsSansIOProtocol):
     def send_text(self, text: str) -> None:
         if self.close_sent or self.transport.is_closing():
             return
-        payload = text.encode()
-        self.transport.write(_text_frame_head(len(payload)) + payload)
+        short = len(text) <= _SHORT_TEXT
+        self.transport.write(_short_text_frame(text) if short else _text_frame(text))
 
     def send_receive_event_to_app(self) -> None:
         """A message websockets' parser read (fragmented, compressed, or before the frames
@@ -166,6 +167,17 @@ class GatewayWebSocketProtocol(WebSocketsSansIOProtocol):
             return
         if self.close_sent:  # as uvicorn: the app is closing, the peer's messages are dropped
             return
+        # A text frame is taken at once, undecoded, unless frames wait before it or its answer
+        # could not be written now.
+        take = self._take
+        if (
+            kind == "text"
+            and take is not None
+            and self.queue.empty()
+            and self.writable.is_set()
+            and take(data)
+        ):
+            return
         frame: str | bytes = data
         if kind == "text":
             try:
@@ -174,10 +186,6 @@ class GatewayWebSocketProtocol(WebSocketsSansIOProtocol):
                 self.conn.send_close(1007)
                 self.handle_parser_exception()
                 return
-        # Taken at once, unless frames wait before it or its answer could not be written now.
-        take = self._take
-        if take is not None and self.queue.empty() and self.writable.is_set() and take(frame):
-            return
         message: ASGIReceiveEvent
         if isinstance(frame, str):
             message = {"type": "websocket.receive", "text": frame}
@@ -189,14 +197,24 @@ class GatewayWebSocketProtocol(WebSocketsSansIOProtocol):
             self.transport.pause_reading()
 
 
-def _text_frame_head(length: int) -> bytes:
-    """A whole text frame's head as a server sends it (RFC 6455 5.2): FIN, unmasked, and not
+def _text_frame(text: str) -> bytes:
+    """A whole text frame as a server sends it (RFC 6455 5.2): FIN, unmasked, and not
     compressed, which permessage-deflate allows for any message."""
+    payload = text.encode()
+    length = len(payload)
     if length < 126:
-        return bytes((0x81, length))
-    if length < 1 << 16:
-        return bytes((0x81, 126)) + length.to_bytes(2)
-    return bytes((0x81, 127)) + length.to_bytes(8)
+        head = bytes((0x81, length))
+    elif length < 1 << 16:
+        head = bytes((0x81, 126)) + length.to_bytes(2)
+    else:
+        head = bytes((0x81, 127)) + length.to_bytes(8)
+    return head + payload
+
+
+# Most answers are a few short texts (an ingest socket's clean acks): their frames are built
+# once. Longer ones are not kept.
+_SHORT_TEXT = 96
+_short_text_frame = functools.lru_cache(maxsize=256)(_text_frame)
 
 
 def serve(options: dict[str, Any], processes: int) -> int:

@@ -40,8 +40,9 @@ _MAX_CLOSE_REASON = 120
 
 # Does a frame's ordered part and returns its answer to come (a future or task).
 FrameAnswer = Callable[[str], Awaitable["asyncio.Future[str]"]]
-# The same with no wait, as the frame is read: None, having done nothing, when it would wait.
-FrameAnswerNow = Callable[[str], "asyncio.Future[str] | None"]
+# The same with no wait, as the frame is read (its UTF-8 bytes, not yet checked: an answer fails
+# on text that is not UTF-8 before doing anything): None, having done nothing, when it would wait.
+FrameAnswerNow = Callable[[bytes], "asyncio.Future[str] | None"]
 
 
 class DirectFrames(Protocol):
@@ -53,9 +54,11 @@ class DirectFrames(Protocol):
     def send_text(self, text: str) -> None:
         """Write a text frame now (dropped once the connection is closing)."""
 
-    def take_frames(self, take: Callable[[str | bytes], bool]) -> None:
-        """Offer each frame to ``take`` as it is read, while none waits to be received and
-        an answer could be written; a frame it declines (False) waits for receive_frame."""
+    def take_frames(self, take: Callable[[bytes], bool]) -> None:
+        """Offer each text frame to ``take`` as it is read, undecoded, while none waits to be
+        received and an answer could be written. A frame it declines (False) waits for
+        receive_frame, and one that is not UTF-8 fails the connection (1007) instead: ``take``
+        declines every frame it finds is not UTF-8."""
 
 
 async def answer_frames(
@@ -106,6 +109,7 @@ class _DirectAnswers:
         # meanwhile wait their turn), and once it has returned.
         self._taking_now = False
         self.closing: asyncio.Future[None] | None = None
+        self._on_done = self._send_ready  # (bound once, not once a frame)
 
     async def run(self) -> None:
         if self._answer_now is not None:
@@ -137,17 +141,25 @@ class _DirectAnswers:
             while self._waiting:  # answers nobody will read: their errors are not news
                 self._waiting.popleft().add_done_callback(_forget)
 
-    def _take_now(self, frame: str | bytes) -> bool:
+    def _take_now(self, frame: bytes) -> bool:
         answer_now = self._answer_now
-        if answer_now is None or not self._taking_now or self.closing is not None:
-            return False
-        if len(self._waiting) >= _IN_FLIGHT:
+        if (
+            answer_now is None
+            or not self._taking_now
+            or self.closing is not None
+            or len(self._waiting) >= _IN_FLIGHT
+            or len(frame) > self._max_frame  # (run() refuses it)
+        ):
             return False
         try:
-            pending = answer_now(_text(frame, self._max_frame))
+            # Undecoded: JSON is parsed from the bytes (orjson checks UTF-8 before parsing), not
+            # decoded here and encoded again there.
+            pending = answer_now(frame)
         except LivectlError as exc:
-            if exc.close_code is not None:
-                return False  # run() answers it again, and closes in order
+            # With a close code, run() answers it again and closes in order; text that is not
+            # UTF-8 failed before any effect, and the protocol fails the connection.
+            if exc.close_code is not None or not _is_utf8(frame):
+                return False
             pending = _failed(exc)
         except Exception:  # run() answers it again, and fails as a task does
             return False
@@ -158,7 +170,7 @@ class _DirectAnswers:
 
     def _add(self, pending: asyncio.Future[str]) -> None:
         self._waiting.append(pending)
-        pending.add_done_callback(self._send_ready)
+        pending.add_done_callback(self._on_done)
 
     async def _until_fewer_than(self, count: int) -> None:
         """Returns once fewer than ``count`` answers wait, or the socket is closing."""
@@ -237,6 +249,14 @@ def asgi_frame(message: Mapping[str, Any]) -> str | bytes | None:
         return None
     text: str | None = message.get("text")
     return message.get("bytes", b"") if text is None else text
+
+
+def _is_utf8(frame: bytes) -> bool:
+    try:
+        frame.decode()
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _text(frame: str | bytes, max_frame: int) -> str:
