@@ -17,6 +17,7 @@ from loadtest import (
     claims,
     console_ui,
     fanout,
+    frame_cost,
     opinion,
     report,
     stats_lag,
@@ -80,6 +81,7 @@ SUBCOMMANDS: dict[str, Callable[[list[str]], int]] = {
     "opinion": opinion.main,
     "console-ui": console_ui.main,
     "fanout": fanout.main,
+    "frame-cost": frame_cost.main,
 }
 
 
@@ -92,7 +94,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "`python -m loadtest stats-lag --help`: stats and ranking workers' lag under load; "
         "`python -m loadtest fanout --help`: one room to 10,000 sockets; "
         "`python -m loadtest claims --help`: coupon claims/s and latency; "
-        "`python -m loadtest console-ui --help`: the assistant console's smoothness.",
+        "`python -m loadtest console-ui --help`: the assistant console's smoothness; "
+        "`python -m loadtest frame-cost --help`: instructions per one-event frame (callgrind).",
     )
     parser.add_argument("--quick", action="store_true", help="a ~1 minute smoke run")
     parser.add_argument("--redis-url", help="use this Redis (default: an embedded one)")
