@@ -89,16 +89,11 @@ class _RoomBatch:
         self.waiters.append((self.events, batch, waiter, answer))
         self.events += len(batch.events)
 
-    # The payload and the ids are made once a flush, not once a frame.
-    def payload(self) -> bytes:
-        """Every event, as one JSON array."""
-        return codec.dumps([event for _, batch, _, _ in self.waiters for event in batch.events])
-
-    def ids(self) -> str:
-        """Every event's id ('' for none), joined by ','."""
-        return ",".join(
-            event.get("id") or "" for _, batch, _, _ in self.waiters for event in batch.events
-        )
+    def script_args(self) -> tuple[bytes, str]:
+        """Every event as one JSON array, and every event's id ('' for none) joined by ',':
+        made once a flush, not once a frame."""
+        events = [event for _, batch, _, _ in self.waiters for event in batch.events]
+        return codec.dumps(events), ",".join(event.get("id") or "" for event in events)
 
     def settle(self, duplicates: list[int]) -> None:
         for start, batch, waiter, answer in self.waiters:
@@ -186,8 +181,7 @@ class Appender:
                     [
                         self._settings.events_stream_maxlen,
                         2 * window // 1000 + 3600,
-                        batch.payload(),
-                        batch.ids(),
+                        *batch.script_args(),
                     ],
                 )
             )
