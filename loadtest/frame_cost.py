@@ -20,15 +20,21 @@ import sys
 import time
 from pathlib import Path
 
-import httpx
 import orjson
 from websockets.asyncio.client import connect
 
 from livectl.auth.tokens import Role
 from loadtest.bench import chat_event
-from loadtest.stack import Api, backing_services, free_port, livectl_env, log_progress
+from loadtest.stack import (
+    Api,
+    backing_services,
+    free_port,
+    livectl_env,
+    log_progress,
+    wait_answering,
+)
 
-_READY_TIMEOUT_S = 300.0
+_READY_TIMEOUT_S = 300.0  # under valgrind, start-up takes minutes
 _WARM_FRAMES = 20  # per socket, before counting: imports, caches, the room's first look
 
 
@@ -50,49 +56,41 @@ def main(argv: list[str]) -> int:
         secret = secrets.token_urlsafe(48)
         port = free_port()
         out = work_dir / "callgrind.out"
-        gateway = subprocess.Popen(
-            [
-                *("valgrind", "--tool=callgrind", f"--callgrind-out-file={out}"),
-                *(sys.executable, "-m", "livectl", "api", "--processes", "1"),
-                *("--log-level", "warning"),
-            ],
-            env=livectl_env(urls, secret, work_dir, port),
-            stderr=(work_dir / "valgrind.log").open("wb"),
-        )
-        try:
-            base_url = f"http://127.0.0.1:{port}"
-            _wait_ready(base_url, gateway)
-            api = Api(base_url, secret)
-            room = f"frame-cost-{run_id}"
-            api.live_room(room)
-            token = api.token(Role.INGEST, room)
-            api.close()
-            url = f"ws://127.0.0.1:{port}/v1/rooms/{room}/ingest?token={token}"
-            asyncio.run(_send(url, args.sockets, _WARM_FRAMES))
-            _callgrind_control("--zero", gateway.pid)
-            asyncio.run(_send(url, args.sockets, args.frames))
-            _callgrind_control("--dump", gateway.pid)
-        finally:
-            gateway.terminate()
-            gateway.wait(60)
+        with (work_dir / "valgrind.log").open("wb") as valgrind_log:
+            gateway = subprocess.Popen(
+                [
+                    *("valgrind", "--tool=callgrind", f"--callgrind-out-file={out}"),
+                    *(sys.executable, "-m", "livectl", "api", "--processes", "1"),
+                    *("--log-level", "warning"),
+                ],
+                env=livectl_env(urls, secret, work_dir, port),
+                stderr=valgrind_log,
+            )
+            try:
+                base_url = f"http://127.0.0.1:{port}"
+                wait_answering(base_url, lambda: _check_running(gateway), _READY_TIMEOUT_S)
+                api = Api(base_url, secret)
+                room = f"frame-cost-{run_id}"
+                api.live_room(room)
+                token = api.token(Role.INGEST, room)
+                api.close()
+                url = f"ws://127.0.0.1:{port}/v1/rooms/{room}/ingest?token={token}"
+                asyncio.run(_send(url, args.sockets, _WARM_FRAMES))
+                _callgrind_control("--zero", gateway.pid)
+                asyncio.run(_send(url, args.sockets, args.frames))
+                _callgrind_control("--dump", gateway.pid)
+            finally:
+                gateway.terminate()
+                gateway.wait(60)
         counted = _instructions(out.with_name(out.name + ".1"))
     frames = args.sockets * args.frames
     print(f"{counted / frames:,.0f} instructions per one-event frame ({frames:,} frames)")
     return 0
 
 
-def _wait_ready(base_url: str, gateway: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + _READY_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if gateway.poll() is not None:
-            raise RuntimeError(f"the gateway exited with {gateway.returncode}")
-        try:
-            if httpx.get(f"{base_url}/readyz", timeout=5).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    raise TimeoutError(f"the gateway was not ready within {_READY_TIMEOUT_S:.0f} s")
+def _check_running(gateway: subprocess.Popen[bytes]) -> None:
+    if gateway.poll() is not None:
+        raise RuntimeError(f"the gateway exited with {gateway.returncode}")
 
 
 async def _send(url: str, sockets: int, frames: int) -> None:

@@ -17,7 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -281,15 +281,22 @@ def _serving(child: Child, processes: int, env: dict[str, str]) -> Iterator[Gate
 
 
 def _wait_ready(gateway: Gateway) -> None:
-    deadline = time.monotonic() + _READY_TIMEOUT_S
-    while not _answers(gateway.base_url):
-        gateway.child.check_running()
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"the gateway was not ready within {_READY_TIMEOUT_S:.0f} s")
-        time.sleep(0.2)
+    wait_answering(gateway.base_url, gateway.child.check_running)
     # Worker processes start up side by side and only accept once ready, so the first answer
     # means one is up; give the others a moment (any straggler is covered by each warm-up).
     time.sleep(_STARTUP_GRACE_S)
+
+
+def wait_answering(
+    base_url: str, check_running: Callable[[], None], timeout_s: float = _READY_TIMEOUT_S
+) -> None:
+    """Until ``base_url`` answers /readyz; ``check_running`` raises once the server is gone."""
+    deadline = time.monotonic() + timeout_s
+    while not _answers(base_url):
+        check_running()
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the gateway was not ready within {timeout_s:.0f} s")
+        time.sleep(0.2)
 
 
 def _answers(base_url: str) -> bool:
