@@ -371,20 +371,19 @@ def measure_latency(
         processes,
     )
     # Laid out as `livectl up` runs them: console relaying in a process of its own.
-    workers = [
-        Child(
-            f"worker-{processes}p",
-            ["worker", *(f"--except-group={g}" for g in LATENCY_GROUPS)],
-            env,
-            bench.log_dir,
-        ),
-        Child(
-            f"relay-{processes}p",
-            ["worker", *(f"--group={g}" for g in LATENCY_GROUPS)],
-            env,
-            bench.log_dir,
-        ),
-    ]
+    bulk = Child(
+        f"worker-{processes}p",
+        ["worker", *(f"--except-group={g}" for g in LATENCY_GROUPS)],
+        env,
+        bench.log_dir,
+    )
+    relay = Child(
+        f"relay-{processes}p",
+        ["worker", *(f"--group={g}" for g in LATENCY_GROUPS)],
+        env,
+        bench.log_dir,
+    )
+    workers = [bulk, relay]
     try:
         _wait_for_groups(bench.redis, stream, workers)
         per_process = [
@@ -423,7 +422,8 @@ def measure_latency(
         launch = bench.clients.launch(jobs, ready_timeout_s=_READY_TIMEOUT_S)
         go = launch.go()
         groups = _groups(bench, gateway)
-        groups["worker"] = lambda: [pid for worker in workers for pid in worker.pids()]
+        groups["worker"] = bulk.pids
+        groups["relay"] = relay.pids
         watch = CpuWatch(groups)
         _sleep_until(go)
         watch.begin()

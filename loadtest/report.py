@@ -202,7 +202,19 @@ def rows(results: Results) -> list[tuple[str, str, str, str, str]]:
     return out
 
 
-CPU_COLUMNS = ("gateway", "redis", "postgres", "worker", "clients", "other", "machine", "steal")
+# "worker": every consumer group but the console relay's, which the latency measurement runs in
+# a process of its own ("relay"), as `livectl up` does.
+CPU_COLUMNS = (
+    "gateway",
+    "redis",
+    "postgres",
+    "worker",
+    "relay",
+    "clients",
+    "other",
+    "machine",
+    "steal",
+)
 
 
 def cpu_rows(results: Results) -> list[tuple[str, ...]]:
