@@ -125,6 +125,13 @@ class WsClient(asyncio.Protocol):
             assert self._transport is not None
             self._transport.close()
             return False
+        if b"\r\nsec-websocket-extensions:" in bytes(self._buffer[:end]).lower():
+            # Compressed frames are not decoded here, and would not be measured as a browser
+            # gets them.
+            self.opened.set_exception(HandshakeError("the server accepted permessage-deflate"))
+            assert self._transport is not None
+            self._transport.close()
+            return False
         del self._buffer[: end + 4]
         self._upgraded = True
         self.opened.set_result(None)
@@ -195,7 +202,9 @@ async def connect(
     key = base64.b64encode(os.urandom(16)).decode()
     request = (
         f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
-        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+        # What every browser offers: the server's answer decides what a socket costs it.
+        "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n\r\n"
     ).encode()
     loop = asyncio.get_running_loop()
     sock = socket.socket()

@@ -93,6 +93,21 @@ async def test_chat_posted_over_rest_reaches_every_console(stack: Stack, room: s
         await console.socket.close()
 
 
+async def test_a_browsers_compression_offer_is_declined(stack: Stack, room: str) -> None:
+    """Every browser offers permessage-deflate; accepted, each console would hold zlib
+    contexts (about 20 KiB) for fan-out frames that are shared and never compressed."""
+    console = await open_console(stack, room)
+    request, response = console.socket.request, console.socket.response
+    assert request is not None
+    assert response is not None
+    assert request.headers["Sec-WebSocket-Extensions"].startswith("permessage-deflate")
+    assert "Sec-WebSocket-Extensions" not in response.headers
+    assert (await console.next())["type"] == "snapshot"
+    await post_chats(stack, room, ["有链接吗"])
+    assert [m["data"]["text"] for m in await console.collect(1)] == ["有链接吗"]
+    await console.socket.close()
+
+
 async def test_chat_sent_over_the_ingest_socket_reaches_the_console(
     stack: Stack, room: str
 ) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import secrets
 import subprocess
 import sys
@@ -14,6 +15,7 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
 
 from livectl.auth.tokens import Role
 from livectl.bus.keys import RoomKeys
@@ -309,7 +311,10 @@ async def test_a_frame_past_the_protocol_cap_closes_only_that_socket(
 ) -> None:
     url = f"{stack.ws_url}/v1/rooms/{room}/ingest?token={stack.token(Role.INGEST, [room])}"
     async with connect(url, max_size=None) as bystander, connect(url, max_size=None) as hostile:
-        await hostile.send("x" * (5 * 1024 * 1024))
+        # The gateway fails the connection from the frame's header: the rest of the frame
+        # may still be on its way when the close comes back.
+        with contextlib.suppress(ConnectionClosed):
+            await hostile.send("x" * (5 * 1024 * 1024))
         await hostile.wait_closed()
         assert hostile.close_code == 1009
         await bystander.send(codec.dumps_str(chat("still here")))
