@@ -9,11 +9,13 @@ from typing import Any
 
 import httpx
 import pytest
+from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
 from livectl.auth.tokens import Role
+from livectl.bus.keys import RoomKeys
 from livectl.moderation import rules
 from livectl.moderation.rules import Sighting, hide_reason
 from tests.conftest import Console, Stack, chat, open_console, wait_for
@@ -61,6 +63,29 @@ async def test_blocked_words_and_their_evasions_are_hidden_from_the_host(
     assert [m["text"] for m in staff_seen] == [*blocked, SENTINEL]
     assert all(m["hidden"] and m["hidden_reason"] == "blocked_word" for m in staff_seen[:-1])
     assert staff_seen[-1]["hidden"] is False
+    for console in (host, assistant):
+        await console.socket.close()
+
+
+async def test_the_relay_reads_the_rooms_rules_back_when_their_redis_copies_are_lost(
+    stack: Stack, room: str, admin: httpx.AsyncClient, redis: Redis
+) -> None:
+    moderation = {"blocked_words": ["竞品"], "slow_mode_s": 0}
+    assert (await admin.put(f"/v1/rooms/{room}/moderation", json=moderation)).status_code == 200
+    watchlist = {"categories": {"color": ["掉色"]}}
+    assert (await admin.put(f"/v1/rooms/{room}/watchlist", json=watchlist)).status_code == 200
+    copies = [RoomKeys(room).moderation, RoomKeys(room).watchlist]
+    assert await redis.delete(*copies) == 2  # as after a Redis restart without persistence
+    host, assistant = await consoles(stack, room)
+    await send(stack, room, [chat("去竞品买", user="b1"), chat("衣服洗了就掉色", user="c1")])
+    await send(stack, room, [chat(SENTINEL, user="ok")])
+    staff_seen = await chats_until_sentinel(assistant)
+    assert [(m["text"], m["hidden"], m["tags"]) for m in staff_seen] == [
+        ("去竞品买", True, []),
+        ("衣服洗了就掉色", False, ["color"]),
+        (SENTINEL, False, []),
+    ]
+    assert await redis.exists(*copies) == 2
     for console in (host, assistant):
         await console.socket.close()
 

@@ -15,11 +15,12 @@ from livectl.bus.consumer import Entry
 from livectl.bus.keys import RoomKeys
 from livectl.bus.publish import Message
 from livectl.ingest.entries import RoomEvent, entry_ms, unpack_entry
+from livectl.kit.cache import read_through
 from livectl.moderation.rules import HideReason, Sighting, hide_reason, may_be_wave
-from livectl.moderation.service import ModerationService
+from livectl.moderation.service import ModerationService, compile_policy
 from livectl.moderation.sightings import Seen, Sightings
 from livectl.opinion.analysis import Analysis, analyse
-from livectl.opinion.service import AlertService, WatchlistService
+from livectl.opinion.service import AlertService, WatchlistService, compile_watchlist
 from livectl.opinion.windows import text_hash
 from livectl.resources import Resources
 
@@ -70,8 +71,12 @@ class ConsoleRelay:
         ]
         if not chats:
             return
-        watchlist = await self._watchlists.watchlist(room)
-        policy = await self._moderation.policy(room)
+        # Both in one round trip: each one more is one more wait for a core on a busy machine,
+        # on the way of every chat to the consoles.
+        watchlist_copy, policy_copy = await read_through(
+            self._resources.redis, self._watchlists.copy(room), self._moderation.copy(room)
+        )
+        watchlist, policy = compile_watchlist(watchlist_copy), compile_policy(policy_copy)
         analyses = [analyse(item.event["text"], watchlist) for _, item in chats]
         sightings = await self._sightings.record(
             room,

@@ -10,7 +10,7 @@ from livectl.auth.tokens import SYSTEM, Principal
 from livectl.bus.keys import RoomKeys
 from livectl.bus.publish import Message
 from livectl.kit import codec
-from livectl.kit.cache import read_through
+from livectl.kit.cache import Copy, read_through
 from livectl.kit.clock import now_ms
 from livectl.moderation import repository
 from livectl.moderation.models import ModerationAction, ModerationSettings
@@ -43,9 +43,6 @@ def action_out(action: ModerationAction) -> ActionOut:
 class ModerationService:
     def __init__(self, resources: Resources) -> None:
         self._resources = resources
-
-    async def policy(self, room: str) -> Policy:
-        return compile_policy(await self._cached(room))
 
     async def settings(self, room: str) -> ModerationOut:
         await RoomCache(self._resources).state(room)
@@ -159,6 +156,12 @@ class ModerationService:
         tx.after_commit(announce)
 
     async def _cached(self, room: str) -> bytes:
+        (settings,) = await read_through(self._resources.redis, self.copy(room))
+        return settings
+
+    def copy(self, room: str) -> Copy:
+        """The room's settings: what ``compile_policy`` reads."""
+
         async def load() -> bytes:
             async with self._resources.sessionmaker() as session:
                 row = await repository.get_settings(session, room)
@@ -169,4 +172,4 @@ class ModerationService:
             )
             return codec.dumps(settings)
 
-        return await read_through(self._resources.redis, RoomKeys(room).moderation, load)
+        return Copy(RoomKeys(room).moderation, load)

@@ -14,7 +14,7 @@ from livectl.bus.keys import RoomKeys
 from livectl.bus.publish import Message
 from livectl.errors import AlertNotFound, AlertResolved
 from livectl.kit import codec
-from livectl.kit.cache import read_through
+from livectl.kit.cache import Copy, read_through
 from livectl.kit.clock import now_ms
 from livectl.opinion import repository
 from livectl.opinion.bursts import QUIET_MS, Level
@@ -138,7 +138,7 @@ class AlertService:
 
 
 @lru_cache(maxsize=1024)
-def _compiled(cached: bytes) -> Watchlist:
+def compile_watchlist(cached: bytes) -> Watchlist:
     # Keyed by the cached JSON itself: a changed watchlist is a new key, so no process ever
     # matches with a stale copy, and unchanged ones compile once per process.
     categories = codec.loads(cached)["categories"]
@@ -150,7 +150,7 @@ class WatchlistService:
         self._resources = resources
 
     async def watchlist(self, room: str) -> Watchlist:
-        return _compiled(await self._cached(room))
+        return compile_watchlist(await self._cached(room))
 
     async def get(self, room: str) -> WatchlistOut:
         await RoomCache(self._resources).state(room)
@@ -184,9 +184,15 @@ class WatchlistService:
         return WatchlistOut(categories=categories, default=False)
 
     async def _cached(self, room: str) -> bytes:
+        (watchlist,) = await read_through(self._resources.redis, self.copy(room))
+        return watchlist
+
+    def copy(self, room: str) -> Copy:
+        """The room's watchlist: what ``compile_watchlist`` reads."""
+
         async def load() -> bytes:
             async with self._resources.sessionmaker() as session:
                 row = await repository.get_watchlist(session, room)
             return codec.dumps({"categories": row.categories if row else None})
 
-        return await read_through(self._resources.redis, RoomKeys(room).watchlist, load)
+        return Copy(RoomKeys(room).watchlist, load)

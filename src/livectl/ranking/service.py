@@ -21,7 +21,7 @@ from livectl.bus.lua import APPLY_ONCE, FRESH_BUCKETS
 from livectl.bus.publish import Message
 from livectl.bus.scripts import queue_script
 from livectl.kit import clock, codec
-from livectl.kit.cache import read_through
+from livectl.kit.cache import Copy, read_through
 from livectl.ranking import repository
 from livectl.ranking.models import RankingWeights
 from livectl.ranking.rules import BUCKET_S, HORIZON_S, Counts, ProductSpec, count_buckets, rank
@@ -232,7 +232,10 @@ class RankingService:
             weights = Weights.model_validate(row.weights) if row else Weights()
             return weights.model_dump_json().encode()
 
-        return await read_through(self._resources.redis, RoomKeys(room).ranking_weights, load)
+        (weights,) = await read_through(
+            self._resources.redis, Copy(RoomKeys(room).ranking_weights, load)
+        )
+        return weights
 
     async def tick(self, room: str, now_ms: int) -> None:
         """Push a ``ranking`` when the order has changed; at most once a tick (1 s)."""

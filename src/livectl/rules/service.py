@@ -22,7 +22,7 @@ from livectl.coupons.service import CouponService
 from livectl.errors import InvalidJson, InvalidRules, LivectlError, RoomNotFound
 from livectl.giveaways.service import GiveawayService
 from livectl.kit import codec
-from livectl.kit.cache import read_through
+from livectl.kit.cache import Copy, read_through
 from livectl.kit.clock import now_ms
 from livectl.opinion.service import AlertService
 from livectl.resources import Resources
@@ -209,7 +209,8 @@ class RuleService:
                 return codec.dumps({"version": 0, "rules": {"rules": []}})
             return codec.dumps({"version": row.version, "rules": row.rules})
 
-        return _parsed(await read_through(self._resources.redis, RoomKeys(room).rules, load))
+        (rules,) = await read_through(self._resources.redis, Copy(RoomKeys(room).rules, load))
+        return _parsed(rules)
 
 
 def firing_out(row: RuleFiring) -> FiringOut:
