@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 from livectl.kit.text import normalise
 from livectl.opinion.keywords import Watchlist, question_intents
@@ -21,6 +22,11 @@ class Analysis:
         return self.sentiment <= NEGATIVE_BELOW
 
 
+# The relay analyses every chat, and so do a worker's opinion and rules groups, while a live
+# repeats itself (扣1, 想要, the same question): the most recent answers are kept. An Analysis
+# is immutable, and a room's watchlist is one object per process while it is unchanged
+# (opinion.service.compile_watchlist), so a changed watchlist is a new key.
+@lru_cache(maxsize=8192)
 def analyse(raw: str, watchlist: Watchlist) -> Analysis:
     normalised = normalise(raw)
     reading = read(raw, normalised)
