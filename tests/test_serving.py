@@ -3,6 +3,7 @@ gateway stops whole, with an error status, when one of its processes dies."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
@@ -14,8 +15,12 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import pytest
+import uvicorn
+from uvicorn._types import ASGIReceiveCallable, ASGISendCallable, Scope
+from websockets.asyncio.client import connect
 
-from tests.conftest import Stack, free_port, stop_processes, wait_ready
+from livectl.serving import GatewayWebSocketProtocol
+from tests.conftest import Stack, free_port, stop_processes, wait_for, wait_ready
 
 pytestmark = pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="reads Linux /proc")
 
@@ -114,3 +119,40 @@ def test_a_dead_process_stops_the_gateway_with_an_error(stack: Stack) -> None:
         assert process.wait(30) == 1
         with pytest.raises(ProcessLookupError):
             os.kill(second, 0)
+
+
+async def test_an_accepted_socket_keeps_no_handshake_messages() -> None:
+    """Every idle console paid about 2 KiB for them (loadtest's idle-console memory)."""
+
+    async def accept_then_wait(
+        scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable
+    ) -> None:
+        assert (await receive())["type"] == "websocket.connect"
+        await send({"type": "websocket.accept"})
+        await receive()
+
+    port = free_port()
+    config = uvicorn.Config(
+        accept_then_wait,
+        port=port,
+        ws=GatewayWebSocketProtocol,
+        lifespan="off",
+        log_level="warning",
+    )
+    server = uvicorn.Server(config)
+    serving = asyncio.create_task(server.serve())
+    try:
+
+        async def started() -> bool:
+            return server.started
+
+        await wait_for(started, interval=0.01)
+        async with connect(f"ws://127.0.0.1:{port}/"):
+            (protocol,) = server.server_state.connections
+            assert isinstance(protocol, GatewayWebSocketProtocol)
+            assert protocol.handshake_complete
+            assert not hasattr(protocol, "request")
+            assert not hasattr(protocol, "response")
+    finally:
+        server.should_exit = True
+        await serving
