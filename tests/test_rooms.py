@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import gc
 from typing import Any
 
 import httpx
 import pytest
+from prometheus_client import REGISTRY
 
+from livectl import metrics
 from livectl.rooms.rules import RoomAction, RoomEnded, RoomNotLive, next_status
 from tests.conftest import PRODUCTS, create_room, unique
 
@@ -134,6 +137,20 @@ async def test_health_and_metrics(admin: httpx.AsyncClient) -> None:
     assert (await admin.get("/readyz")).json() == {"status": "ready"}
     metrics = await admin.get("/metrics")
     assert "livectl_events_accepted_total" in metrics.text
+    assert 'livectl_collector_pause_seconds_count{generation="0"}' in metrics.text
+
+
+def test_each_pass_of_the_collector_is_timed_once_by_generation() -> None:
+    def full_passes() -> float | None:
+        return REGISTRY.get_sample_value(
+            "livectl_collector_pause_seconds_count", {"generation": "2"}
+        )
+
+    metrics.time_collector_pauses()
+    metrics.time_collector_pauses()  # a second call adds nothing
+    before = full_passes() or 0.0
+    gc.collect()
+    assert full_passes() == before + 1
 
 
 @pytest.mark.parametrize(

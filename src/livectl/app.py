@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from livectl import __version__
+from livectl import __version__, metrics
 from livectl.auth.endpoints import router as tokens_router
 from livectl.config import Settings
 from livectl.console.endpoints import router as console_router
@@ -59,6 +59,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 attempts_per_user_per_s=settings.claims_per_user_per_s,
             )
             freeze_startup_heap(young_containers=_YOUNG_CONTAINERS)
+            metrics.time_collector_pauses()
             try:
                 yield
             finally:

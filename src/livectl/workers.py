@@ -7,6 +7,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
+from livectl import metrics
 from livectl.archive.worker import GROUP as ARCHIVE
 from livectl.archive.worker import Archiver
 from livectl.bus.consumer import Handler, StreamConsumer, StreamOf, consumer_name, events_stream
@@ -135,6 +136,7 @@ async def run_workers(settings: Settings, groups: Sequence[str], stop: asyncio.E
         )
         supervisors = [make(resources) for group in groups for make in SUPERVISORS.get(group, [])]
         freeze_startup_heap(young_containers=_YOUNG_CONTAINERS)
+        metrics.time_collector_pauses()
         log.info("worker %s running %s", name, ", ".join(groups))
         await asyncio.gather(
             *(consumer.run(stop) for consumer in consumers),
