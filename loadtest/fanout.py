@@ -194,6 +194,10 @@ class Phase:
     deliveries_per_s: float
     p50_ms: float
     p99_ms: float
+    # The gateway's full collections that began meanwhile, and their pauses in all: one lands
+    # on every delivery it holds up.
+    full_collections: int
+    full_collection_ms: float
 
     @property
     def per_reading_socket(self) -> float:
@@ -265,13 +269,16 @@ def _measure(
     go = launch.go()
     room = path.split("/")[3]
     published = []
+    collections = []
     for phase, note in enumerate(("all reading", f"{stalled} not reading")):
         time.sleep(max(0.0, go + phase * phase_s - time.time()))
+        collections.append(_full_collections(running.base_url))
         log.info("%s: publishing %.0f messages/s for %.0f s ...", note, args.rate, args.seconds)
         published.append(
             asyncio.run(_publish(redis_url, room, args.rate, args.batch, args.seconds))
         )
     results: list[ListenerResult] = launch.results(timeout_s=phase_s + 60)
+    collections.append(_full_collections(running.base_url))
 
     def phase_figures(index: int, reading: int) -> Phase:
         latency: Counter[int] = Counter()
@@ -281,12 +288,15 @@ def _measure(
         # Over the time from the first publish to the last receipt: a gateway that lags the
         # publisher is charged for it.
         last_s = max(result.phases[index].last_s for result in results)
+        (began, paused_s), (ended, paused_by_end_s) = collections[index], collections[index + 1]
         return Phase(
             reading=reading,
             published=published[index],
             deliveries_per_s=round(delivered / max(last_s, args.seconds)),
             p50_ms=percentile_ms(latency, 0.50),
             p99_ms=percentile_ms(latency, 0.99),
+            full_collections=round(ended - began),
+            full_collection_ms=round((paused_by_end_s - paused_s) * 1000, 1),
         )
 
     run = Run(
@@ -294,7 +304,7 @@ def _measure(
         stalled=stalled,
         plain=phase_figures(0, args.sockets),
         slow=phase_figures(1, args.sockets - stalled),
-        stalled_closed=int(_overflowed(running.base_url)),
+        stalled_closed=int(_metric(running.base_url, "livectl_sockets_overflowed_total")),
         reading_closed=sum(r.reading_closed for r in results),
         load_average=round(os.getloadavg()[0], 2),
     )
@@ -337,8 +347,12 @@ def rows(run: Run, memory: Memory) -> list[tuple[str, str, str, str]]:
          f">= {TARGET_DELIVERIES:,}", plain.deliveries_per_s >= TARGET_DELIVERIES),
         ("broadcast p50 / p99", f"{plain.p50_ms} / {plain.p99_ms} ms",
          f"p99 <= {TARGET_P99_MS:.0f} ms", plain.p99_ms <= TARGET_P99_MS),
+        ("  the gateway's full collections meanwhile",
+         f"{plain.full_collections} ({plain.full_collection_ms:,.0f} ms)", "-", None),
         (f"{run.stalled} not reading: deliveries/s", f"{slow.deliveries_per_s:,.0f}", "-", None),
         ("  p50 / p99", f"{slow.p50_ms} / {slow.p99_ms} ms", "-", None),
+        ("  the gateway's full collections meanwhile",
+         f"{slow.full_collections} ({slow.full_collection_ms:,.0f} ms)", "-", None),
         ("  cost per reading socket", f"{cost:.1%}", f"< {TARGET_SLOW_COST:.0%}",
          cost < TARGET_SLOW_COST),
         ("  closed by the gateway", f"{run.stalled_closed} / {run.stalled}", "all",
@@ -403,9 +417,15 @@ def main(argv: Sequence[str]) -> int:
     return 0
 
 
-def _overflowed(base_url: str) -> float:
-    """Sockets the gateway closed with 4008 so far, from its metrics."""
+def _metric(base_url: str, sample: str) -> float:
+    """A sample of the gateway's metrics (0 until something is counted)."""
     for line in httpx.get(f"{base_url}/metrics", timeout=10).text.splitlines():
-        if line.startswith("livectl_sockets_overflowed_total "):
-            return float(line.split()[1])
+        if line.startswith(f"{sample} "):
+            return float(line.rsplit(" ", 1)[1])
     return 0.0
+
+
+def _full_collections(base_url: str) -> tuple[float, float]:
+    """How many full collections the gateway has made, and their pauses in seconds."""
+    name, full = "livectl_collector_pause_seconds", '{generation="2"}'
+    return _metric(base_url, f"{name}_count{full}"), _metric(base_url, f"{name}_sum{full}")
