@@ -269,16 +269,16 @@ def _measure(
     go = launch.go()
     room = path.split("/")[3]
     published = []
-    collections = []
+    full_passes = []
     for phase, note in enumerate(("all reading", f"{stalled} not reading")):
         time.sleep(max(0.0, go + phase * phase_s - time.time()))
-        collections.append(_full_collections(running.base_url))
+        full_passes.append(_full_collections(running.base_url))
         log.info("%s: publishing %.0f messages/s for %.0f s ...", note, args.rate, args.seconds)
         published.append(
             asyncio.run(_publish(redis_url, room, args.rate, args.batch, args.seconds))
         )
     results: list[ListenerResult] = launch.results(timeout_s=phase_s + 60)
-    collections.append(_full_collections(running.base_url))
+    full_passes.append(_full_collections(running.base_url))
 
     def phase_figures(index: int, reading: int) -> Phase:
         latency: Counter[int] = Counter()
@@ -288,7 +288,7 @@ def _measure(
         # Over the time from the first publish to the last receipt: a gateway that lags the
         # publisher is charged for it.
         last_s = max(result.phases[index].last_s for result in results)
-        (began, paused_s), (ended, paused_by_end_s) = collections[index], collections[index + 1]
+        (began, paused_s), (ended, paused_by_end_s) = full_passes[index], full_passes[index + 1]
         return Phase(
             reading=reading,
             published=published[index],

@@ -119,16 +119,16 @@ class WsClient(asyncio.Protocol):
             return False
         status_line = bytes(self._buffer[: self._buffer.find(b"\r\n")])
         parts = status_line.split(b" ", 2)
+        refused = None
         if len(parts) < 2 or parts[1] != b"101":
             body = bytes(self._buffer[end + 4 :])[:200]
-            self.opened.set_exception(HandshakeError(f"{status_line.decode()}: {body.decode()}"))
-            assert self._transport is not None
-            self._transport.close()
-            return False
-        if b"\r\nsec-websocket-extensions:" in bytes(self._buffer[:end]).lower():
+            refused = f"{status_line.decode()}: {body.decode()}"
+        elif b"\r\nsec-websocket-extensions:" in bytes(self._buffer[:end]).lower():
             # Compressed frames are not decoded here, and would not be measured as a browser
             # gets them.
-            self.opened.set_exception(HandshakeError("the server accepted permessage-deflate"))
+            refused = "the server accepted permessage-deflate"
+        if refused is not None:
+            self.opened.set_exception(HandshakeError(refused))
             assert self._transport is not None
             self._transport.close()
             return False

@@ -131,9 +131,9 @@ class GatewayWebSocketProtocol(WebSocketsSansIOProtocol):
 
     async def send(self, message: ASGISendEvent) -> None:
         await super().send(message)
-        if self.handshake_complete and hasattr(self, "response"):
+        if message["type"] == "websocket.accept" and self.handshake_complete:
             # The handshake's request and response are read only until the handshake is
-            # answered; kept for the socket's life, they were about 2.8 KiB of its memory.
+            # answered; kept for the socket's life, they were about 2 KiB of its memory.
             del self.request, self.response
 
     def take_frames(self, take: Callable[[bytes], bool]) -> None:
